@@ -137,8 +137,29 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Kordant <no-reply@kordan
 
 # One Redis for every queue; workers listen in this order: critical, high, default, low.
 QUEUE_NAMES = ("critical", "high", "default", "low")
-RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600} for name in QUEUE_NAMES}
-RQ = {}
+RQ_QUEUES = {
+    name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600, "SERIALIZER": "rq.serializers.JSONSerializer"}
+    for name in QUEUE_NAMES
+}
+# These classes make plain `manage.py rqworker ...` and `manage.py rqscheduler` speak JSON
+# and keep JobRun rows true; see jobs/worker.py and jobs/scheduler.py.
+RQ = {
+    "JOB_CLASS": "jobs.worker.JSONJob",
+    "WORKER_CLASS": env("RQ_WORKER_CLASS", default="jobs.worker.KordantWorker"),
+    "SCHEDULER_CLASS": "jobs.scheduler.KordantScheduler",
+}
+
+# Job system knobs (see jobs/services.py).
+JOBS_KEEP_COMPLETED_DAYS = env.int("JOBS_KEEP_COMPLETED_DAYS", default=7)
+JOBS_KEEP_FAILED_DAYS = env.int("JOBS_KEEP_FAILED_DAYS", default=30)
+# A pending row older than this with nothing in Redis is pushed again by the recovery pass.
+JOBS_PENDING_GRACE_SECONDS = env.int("JOBS_PENDING_GRACE_SECONDS", default=30)
+# A running run asked to cancel is stopped by force after this long.
+JOBS_CANCEL_GRACE_SECONDS = env.int("JOBS_CANCEL_GRACE_SECONDS", default=30)
+# A run whose singleton key is busy is queued again after this long.
+JOBS_SINGLETON_WAIT_SECONDS = env.int("JOBS_SINGLETON_WAIT_SECONDS", default=5)
+# Extra modules that declare job types (imported by every process at start).
+JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,5 +1,17 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import django_rq
 import pytest
+from django.db import connection as db_connection
+
+import tests.jobs.handlers  # noqa: F401  (registers the test-only job types in this process)
+
+ROOT = Path(__file__).resolve().parents[1]
+QUEUES = ("critical", "high", "default", "low")
 
 
 @pytest.fixture(autouse=True)
@@ -9,3 +21,61 @@ def redis_conn():
     connection.flushdb()
     yield connection
     connection.flushdb()
+
+
+@pytest.fixture
+def run_worker():
+    """Run every queued job the way production does, with a burst worker, in this process."""
+    from django_rq.workers import get_worker
+
+    def run(*queues: str) -> None:
+        worker = get_worker(*(queues or QUEUES), worker_class="jobs.worker.KordantSimpleWorker")
+        worker.work(burst=True)
+        # rq installs its own SIGINT/SIGTERM handlers; give pytest its own back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return run
+
+
+def database_url_for_children() -> str:
+    """The test database, as a DATABASE_URL a worker subprocess can use."""
+    settings_dict = db_connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def worker_process(transactional_db, settings):
+    """Start `manage.py rqworker critical high default low` as a real process."""
+    started = []
+
+    def start(*extra_args: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_for_children(),
+            "REDIS_URL": settings.REDIS_URL,
+            "JOBS_EXTRA_MODULES": "tests.jobs.handlers",
+            "PYTHONPATH": str(ROOT),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", *QUEUES, *extra_args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)

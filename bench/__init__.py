@@ -1,0 +1,8 @@
+"""Benchmarks: `make bench` runs every module listed in BENCHMARKS and prints its figures.
+
+Each benchmark module exposes `main(args)`; it measures Kordant's code beside the
+plain library doing the same work in the same run and prints figures and ratios.
+Run one with `make bench BENCH_ARGS=<name>`.
+"""
+
+BENCHMARKS = []

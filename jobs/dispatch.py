@@ -1,0 +1,144 @@
+"""The Redis side of a run: put it on its RQ queue now, or in the delayed set for later.
+
+Every RQ job calls the same entry point, RUNNER, with the JobRun id; the job id is
+that same id. RUNNER is a wire contract: queued jobs name it, never rename it.
+Redis may lose any of this; the recovery pass rebuilds it from the database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import django_rq
+from rq import Queue
+
+RUNNER = "jobs.runner.execute"
+# Runs waiting for a later time (delay/at, the next retry), scored by due time (unix seconds).
+DELAYED_KEY = "kordant:delayed"
+# RQ keeps no result: the JobRun row holds it. Failed RQ jobs (a killed work horse) stay a week.
+RQ_RESULT_TTL = 0
+RQ_FAILURE_TTL = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What Redis needs to know about a run."""
+
+    id: str
+    queue: str
+    timeout: int
+    run_at: datetime | None = None
+
+    @classmethod
+    def of(cls, run) -> Dispatch:
+        return cls(str(run.pk), run.queue, run.timeout, run.next_attempt_at or run.scheduled_for)
+
+
+def redis_connection():
+    return django_rq.get_connection("default")
+
+
+def get_queue(name: str, connection=None) -> Queue:
+    return django_rq.get_queue(name, connection=connection or redis_connection())
+
+
+def push(items: Iterable[Dispatch], *, connection=None, now: float | None = None) -> tuple[list[str], list[str]]:
+    """Put due runs on their queues and later ones in the delayed set, in one pipeline.
+
+    Returns (ids queued now, ids delayed). Raises redis errors: the caller decides
+    whether that loses anything (it never does: rows stay pending for recovery).
+    """
+    connection = connection or redis_connection()
+    now = time.time() if now is None else now
+    due_by_queue: dict[str, list[Dispatch]] = defaultdict(list)
+    delayed: dict[str, float] = {}
+    for item in items:
+        due_at = item.run_at.timestamp() if item.run_at else None
+        if due_at is not None and due_at > now:
+            delayed[item.id] = due_at
+        else:
+            due_by_queue[item.queue].append(item)
+
+    pipe = connection.pipeline(transaction=False)
+    queued: list[str] = []
+    for queue_name, group in due_by_queue.items():
+        queue = get_queue(queue_name, connection=connection)
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(
+                    RUNNER,
+                    args=(item.id,),
+                    job_id=item.id,
+                    timeout=item.timeout,
+                    result_ttl=RQ_RESULT_TTL,
+                    failure_ttl=RQ_FAILURE_TTL,
+                    description=f"run {item.id}",
+                )
+                for item in group
+            ],
+            pipeline=pipe,
+        )
+        queued.extend(item.id for item in group)
+    if delayed:
+        pipe.zadd(DELAYED_KEY, delayed)
+    pipe.execute()
+    return queued, list(delayed)
+
+
+def due_delayed_ids(*, now: float | None = None, limit: int = 5000, connection=None) -> list[str]:
+    connection = connection or redis_connection()
+    now = time.time() if now is None else now
+    return [raw.decode() for raw in connection.zrangebyscore(DELAYED_KEY, "-inf", now, start=0, num=limit)]
+
+
+def forget_delayed(ids: Iterable[str], *, connection=None) -> None:
+    ids = list(ids)
+    if ids:
+        (connection or redis_connection()).zrem(DELAYED_KEY, *ids)
+
+
+def presence(ids: list[str], *, connection=None) -> dict[str, bool]:
+    """For each run id: does Redis hold it, as an RQ job or in the delayed set?"""
+    connection = connection or redis_connection()
+    pipe = connection.pipeline(transaction=False)
+    for run_id in ids:
+        pipe.exists(f"rq:job:{run_id}")
+        pipe.zscore(DELAYED_KEY, run_id)
+    answers = pipe.execute()
+    return {run_id: bool(answers[2 * index]) or answers[2 * index + 1] is not None for index, run_id in enumerate(ids)}
+
+
+def workers_alive(names: Iterable[str], *, connection=None) -> dict[str, bool]:
+    """Whether each named RQ worker is still registered (its key expires if it dies silently)."""
+    connection = connection or redis_connection()
+    names = list(names)
+    pipe = connection.pipeline(transaction=False)
+    for name in names:
+        pipe.hmget(f"rq:worker:{name}", "hostname", "pid", "death")
+    alive = {}
+    hostname = socket.gethostname()
+    for name, (host, pid, death) in zip(names, pipe.execute(), strict=True):
+        if host is None or death is not None:
+            alive[name] = False
+        elif host.decode() == hostname and pid and not _pid_alive(int(pid)):
+            # Same machine: a SIGKILLed worker is known dead at once, not after its key expires.
+            alive[name] = False
+        else:
+            alive[name] = True
+    return alive
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,162 @@
+"""The job type registry: a stable name → schema, handler, queue, retries, timeout and keys.
+
+Declare a type once, next to its handler:
+
+    class ScanPayload(Payload):
+        subscription_id: int
+
+    @job_type("darkwatch.scan", payload=ScanPayload, queue="default", timeout=900,
+              singleton_key=lambda p: f"sub:{p.subscription_id}")
+    def darkwatch_scan(ctx, payload: ScanPayload):
+        ...
+
+The name is a wire contract: stored runs refer to it, so never rename it casually.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from jobs.errors import PayloadInvalid, UnknownJobType
+
+QUEUES = ("critical", "high", "default", "low")
+DEFAULT_RETRY_DELAYS = (60, 300, 900)
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+KeyFunction = Callable[[Any], str | None]
+
+
+class Payload(BaseModel):
+    """Base class for payload schemas: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    handler: Callable[..., Any]
+    payload: type[Payload]
+    queue: str = "default"
+    retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
+    timeout: int = 600
+    dedupe_key: KeyFunction | None = None
+    singleton_key: KeyFunction | None = None
+    supersede_key: KeyFunction | None = None
+    description: str = field(default="")
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    def validate(self, payload: Any) -> Payload:
+        """Parse a JSON-shaped payload into the schema, or raise PayloadInvalid with field errors."""
+        if isinstance(payload, self.payload):
+            return payload
+        if not isinstance(payload, dict):
+            raise PayloadInvalid(self.name, {"__root__": [f"must be an object, not {type(payload).__name__}"]})
+        try:
+            return self.payload.model_validate(payload)
+        except ValidationError as exc:
+            errors: dict[str, list[str]] = {}
+            for error in exc.errors():
+                path = ".".join(str(part) for part in error["loc"]) or "__root__"
+                errors.setdefault(path, []).append(error["msg"])
+            raise PayloadInvalid(self.name, errors) from None
+
+    def keys_for(self, payload: Payload) -> dict[str, str | None]:
+        return {
+            "dedupe_key": self.dedupe_key(payload) if self.dedupe_key else None,
+            "singleton_key": self.singleton_key(payload) if self.singleton_key else None,
+            "supersede_key": self.supersede_key(payload) if self.supersede_key else None,
+        }
+
+    def json_schema(self) -> dict:
+        return self.payload.model_json_schema()
+
+
+class Registry:
+    def __init__(self):
+        self._types: dict[str, JobType] = {}
+
+    def register(self, job_type: JobType) -> JobType:
+        _check_declaration(job_type)
+        existing = self._types.get(job_type.name)
+        if existing is not None and existing.handler is not job_type.handler:
+            raise ValueError(f"Job type {job_type.name!r} is already registered by {existing.handler.__module__}")
+        self._types[job_type.name] = job_type
+        return job_type
+
+    def get(self, name: str) -> JobType:
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownJobType(f"Unknown job type {name!r}; known: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def all(self) -> list[JobType]:
+        return [self._types[name] for name in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._types
+
+
+def _check_declaration(job_type: JobType) -> None:
+    problems = []
+    if not NAME_PATTERN.match(job_type.name):
+        problems.append("name must be dotted lowercase, e.g. 'darkwatch.scan'")
+    if not (isinstance(job_type.payload, type) and issubclass(job_type.payload, BaseModel)):
+        problems.append("payload must be a pydantic model class (subclass jobs.Payload)")
+    if job_type.queue not in QUEUES:
+        problems.append(f"queue must be one of {', '.join(QUEUES)}")
+    if not all(isinstance(delay, int) and delay >= 0 for delay in job_type.retry_delays):
+        problems.append("retry_delays must be non-negative whole seconds")
+    if not (isinstance(job_type.timeout, int) and job_type.timeout > 0):
+        problems.append("timeout must be a positive number of seconds")
+    if not callable(job_type.handler):
+        problems.append("handler must be callable")
+    if problems:
+        raise ValueError(f"Bad declaration of job type {job_type.name!r}: {'; '.join(problems)}")
+
+
+registry = Registry()
+
+
+def job_type(
+    name: str,
+    *,
+    payload: type[Payload],
+    queue: str = "default",
+    retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS,
+    timeout: int = 600,
+    dedupe_key: KeyFunction | None = None,
+    singleton_key: KeyFunction | None = None,
+    supersede_key: KeyFunction | None = None,
+):
+    """Declare a job type; the decorated function `handler(ctx, payload)` runs it."""
+
+    def register(handler):
+        registry.register(
+            JobType(
+                name=name,
+                handler=handler,
+                payload=payload,
+                queue=queue,
+                retry_delays=tuple(retry_delays),
+                timeout=timeout,
+                dedupe_key=dedupe_key,
+                singleton_key=singleton_key,
+                supersede_key=supersede_key,
+                description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
+            )
+        )
+        return handler
+
+    return register

@@ -1,0 +1,478 @@
+"""Writes for the job system: enqueue, state transitions, cancel, retry, recovery, pruning."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs import dispatch
+from jobs.errors import InvalidTransition, PayloadInvalid
+from jobs.models import JobEvent, JobRun
+from jobs.registry import QUEUES, registry
+
+logger = logging.getLogger("jobs")
+Status = JobRun.Status
+
+
+# --- enqueue ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    """One run to create; `enqueue_many` takes a list of these."""
+
+    job_type: str
+    payload: Any
+    priority: str | None = None
+    delay: timedelta | float | None = None
+    at: datetime | None = None
+    dedupe_key: str | None = None
+    user: Any = None
+    subscription: Any = None
+    trigger: str = JobRun.Trigger.API
+
+
+def enqueue(
+    job_type: str,
+    payload: Any,
+    *,
+    priority: str | None = None,
+    delay: timedelta | float | None = None,
+    at: datetime | None = None,
+    dedupe_key: str | None = None,
+    user=None,
+    subscription=None,
+    trigger: str = JobRun.Trigger.API,
+) -> JobRun:
+    """Create a run in the caller's transaction; it reaches Redis only when that transaction commits."""
+    request = EnqueueRequest(job_type, payload, priority, delay, at, dedupe_key, user, subscription, trigger)
+    run = _build_run(request, timezone.now())
+    with transaction.atomic():
+        if run.supersede_key:
+            _supersede_older(run)
+        if run.dedupe_key:
+            existing = _active_with_dedupe_key(run)
+            if existing is not None:
+                return existing
+            try:
+                with transaction.atomic():
+                    run.save(force_insert=True)
+            except IntegrityError:
+                # A concurrent enqueue won the race for this key; the database said so.
+                existing = _active_with_dedupe_key(run)
+                if existing is None:
+                    raise
+                return existing
+        else:
+            run.save(force_insert=True)
+        _record_events([run], Status.PENDING, f"enqueued ({run.trigger})")
+        transaction.on_commit(lambda: dispatch_runs([run]))
+    return run
+
+
+def enqueue_many(requests: list[EnqueueRequest]) -> list[JobRun]:
+    """Fan-out: validate all, one bulk insert, one Redis pipeline on commit. Dedupe keys are not checked."""
+    now = timezone.now()
+    runs = [_build_run(request, now) for request in requests]
+    if any(run.dedupe_key or run.supersede_key for run in runs):
+        raise ValueError("enqueue_many does not take dedupe or supersede keys; use enqueue() for those")
+    with transaction.atomic():
+        JobRun.objects.bulk_create(runs, batch_size=2000)
+        _record_events(runs, Status.PENDING, "enqueued")
+        transaction.on_commit(lambda: dispatch_runs(runs))
+    return runs
+
+
+def _build_run(request: EnqueueRequest, now: datetime) -> JobRun:
+    job_type = registry.get(request.job_type)
+    payload = job_type.validate(request.payload)
+    queue = request.priority or job_type.queue
+    if queue not in QUEUES:
+        raise PayloadInvalid(job_type.name, {"priority": [f"must be one of {', '.join(QUEUES)}"]})
+    if request.trigger not in JobRun.Trigger.values:
+        raise ValueError(f"unknown trigger {request.trigger!r}")
+    if request.delay is not None and request.at is not None:
+        raise ValueError("give delay or at, not both")
+    scheduled_for = request.at
+    if request.delay is not None:
+        delay = request.delay if isinstance(request.delay, timedelta) else timedelta(seconds=request.delay)
+        scheduled_for = now + delay
+    if scheduled_for is not None and timezone.is_naive(scheduled_for):
+        raise ValueError("at must be timezone-aware")
+    keys = job_type.keys_for(payload)
+    return JobRun(
+        job_type=job_type.name,
+        payload=payload.model_dump(mode="json"),
+        queue=queue,
+        trigger=request.trigger,
+        user=request.user,
+        subscription=request.subscription,
+        dedupe_key=request.dedupe_key or keys["dedupe_key"],
+        singleton_key=keys["singleton_key"],
+        supersede_key=keys["supersede_key"],
+        max_attempts=job_type.max_attempts,
+        timeout=job_type.timeout,
+        scheduled_for=scheduled_for,
+    )
+
+
+def _active_with_dedupe_key(run: JobRun) -> JobRun | None:
+    return JobRun.objects.filter(
+        job_type=run.job_type, dedupe_key=run.dedupe_key, status__in=JobRun.ACTIVE_STATUSES
+    ).first()
+
+
+def _supersede_older(run: JobRun) -> None:
+    older = JobRun.objects.select_for_update().filter(
+        job_type=run.job_type, supersede_key=run.supersede_key, status__in=JobRun.ACTIVE_STATUSES
+    )
+    for previous in older:
+        job_run_cancel(previous, reason=f"superseded by run {run.pk}")
+
+
+def dispatch_runs(runs: list[JobRun]) -> None:
+    """Push committed runs to Redis and mark them queued. If Redis is down they stay pending."""
+    try:
+        queued, delayed = dispatch.push([dispatch.Dispatch.of(run) for run in runs])
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("Redis unavailable, %d run(s) stay pending for the recovery pass: %s", len(runs), exc)
+        return
+    _mark_queued(queued + delayed)
+
+
+def _mark_queued(ids: list[str], *, from_statuses=(Status.PENDING,), message: str = "queued") -> None:
+    now = timezone.now()
+    for start in range(0, len(ids), 2000):
+        chunk = ids[start : start + 2000]
+        changed = list(JobRun.objects.filter(pk__in=chunk, status__in=from_statuses).values_list("pk", "attempt"))
+        JobRun.objects.filter(pk__in=[pk for pk, _ in changed], status__in=from_statuses).update(
+            status=Status.QUEUED, enqueued_at=now, updated_at=now
+        )
+        JobEvent.objects.bulk_create(
+            [
+                JobEvent(job_run_id=pk, at=now, status=Status.QUEUED, attempt=attempt, message=message)
+                for pk, attempt in changed
+            ]
+        )
+
+
+def _record_events(runs: list[JobRun], status: str, message: str = "", worker: str = "") -> None:
+    now = timezone.now()
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(job_run=run, at=now, status=status, attempt=run.attempt, worker=worker, message=message)
+            for run in runs
+        ],
+        batch_size=2000,
+    )
+
+
+def _record_event(run_id, status: str, attempt: int, message: str = "", worker: str = "") -> None:
+    JobEvent.objects.create(
+        job_run_id=run_id, at=timezone.now(), status=status, attempt=attempt, worker=worker, message=message
+    )
+
+
+def delayed_runs_push_due(*, limit: int = 5000) -> int:
+    """Move runs whose time has come from the delayed set to their queues; return how many."""
+    ids = dispatch.due_delayed_ids(limit=limit)
+    if not ids:
+        return 0
+    startable = list(
+        JobRun.objects.filter(pk__in=ids, status__in=JobRun.STARTABLE_STATUSES).only("pk", "queue", "timeout")
+    )
+    items = [dispatch.Dispatch(str(run.pk), run.queue, run.timeout) for run in startable]
+    if items:
+        dispatch.push(items)
+    dispatch.forget_delayed(ids)
+    _mark_queued([item.id for item in items], from_statuses=(Status.PENDING, Status.RETRYING), message="due")
+    return len(items)
+
+
+# --- transitions the runner makes ------------------------------------------------------
+
+
+def job_run_mark_running(run_id, worker: str) -> JobRun | None:
+    """Claim a run for this attempt; None if it is not startable or its singleton key is busy."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = JobRun.objects.select_for_update().filter(pk=run_id, status__in=JobRun.STARTABLE_STATUSES).first()
+            if claimed is None:
+                return None
+            claimed.status = Status.RUNNING
+            claimed.attempt += 1
+            claimed.started_at = now
+            claimed.finished_at = None
+            claimed.worker_name = worker
+            claimed.next_attempt_at = None
+            claimed.save(
+                update_fields=[
+                    "status",
+                    "attempt",
+                    "started_at",
+                    "finished_at",
+                    "worker_name",
+                    "next_attempt_at",
+                    "updated_at",
+                ]
+            )
+            _record_event(claimed.pk, Status.RUNNING, claimed.attempt, worker=worker)
+            return claimed
+    except IntegrityError:
+        return _wait_for_singleton(run_id)
+
+
+def _wait_for_singleton(run_id) -> None:
+    """Another run with the same singleton key is running: queue this one again shortly, not fail it."""
+    run = JobRun.objects.get(pk=run_id)
+    retry_at = timezone.now() + timedelta(seconds=settings.JOBS_SINGLETON_WAIT_SECONDS)
+    JobRun.objects.filter(pk=run_id).update(status=Status.QUEUED, scheduled_for=retry_at, updated_at=timezone.now())
+    _record_event(run_id, Status.QUEUED, run.attempt, message=f"waiting: singleton {run.singleton_key} is running")
+    dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, retry_at)])
+    return None
+
+
+def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> None:
+    now = timezone.now()
+    JobRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+        status=Status.COMPLETED,
+        result=result,
+        finished_at=now,
+        progress=100,
+        updated_at=now,
+        error="",
+        error_type="",
+        traceback="",
+    )
+    _record_event(run.pk, Status.COMPLETED, run.attempt, worker=worker)
+
+
+def job_run_mark_cancelled(run: JobRun, reason: str, worker: str = "") -> None:
+    now = timezone.now()
+    JobRun.objects.filter(pk=run.pk, status__in=JobRun.ACTIVE_STATUSES).update(
+        status=Status.CANCELLED, finished_at=now, cancel_reason=reason[:300], updated_at=now
+    )
+    _record_event(run.pk, Status.CANCELLED, run.attempt, message=reason, worker=worker)
+
+
+def job_run_mark_failed(
+    run: JobRun,
+    *,
+    error: str,
+    error_type: str,
+    traceback: str = "",
+    worker: str = "",
+    permanent: bool = False,
+    retry_after: float | None = None,
+) -> str:
+    """Record a failed attempt: schedule the next one, or fail for good. Returns the new status."""
+    now = timezone.now()
+    job_type = registry.get(run.job_type) if run.job_type in registry else None
+    delays = job_type.retry_delays if job_type else ()
+    attempts_left = run.attempt < run.max_attempts and run.attempt <= len(delays)
+    fields = {
+        "error": error[:10_000],
+        "error_type": error_type[:200],
+        "traceback": traceback[-20_000:],
+        "updated_at": now,
+    }
+    if permanent or not attempts_left:
+        fields.update(status=Status.FAILED, finished_at=now, next_attempt_at=None)
+        JobRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
+        reason = "permanent error" if permanent else f"attempt {run.attempt} of {run.max_attempts}, no retries left"
+        _record_event(run.pk, Status.FAILED, run.attempt, message=f"{reason}: {error}"[:2000], worker=worker)
+        return Status.FAILED
+    delay = max(delays[run.attempt - 1], retry_after or 0)
+    next_at = now + timedelta(seconds=delay)
+    fields.update(status=Status.RETRYING, next_attempt_at=next_at, finished_at=now)
+    updated = JobRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
+    if updated:
+        _record_event(
+            run.pk, Status.RETRYING, run.attempt, message=f"retry in {delay:.0f} s: {error}"[:2000], worker=worker
+        )
+        try:
+            dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, next_at)])
+        except (redis.RedisError, OSError):
+            logger.warning("Redis unavailable; run %s will be retried by the recovery pass", run.pk)
+    return Status.RETRYING
+
+
+def job_run_mark_lost(run_id, *, reason: str) -> bool:
+    """RQ saw an attempt end outside the runner (killed, stopped, hard timeout): record it."""
+    run = JobRun.objects.filter(pk=run_id, status=Status.RUNNING).first()
+    if run is None:
+        return False
+    if run.cancel_requested_at:
+        job_run_mark_cancelled(run, run.cancel_reason or "cancelled; work horse stopped")
+    else:
+        job_run_mark_failed(run, error=reason, error_type="WorkerLost")
+    return True
+
+
+# --- operator actions ------------------------------------------------------------------
+
+
+def job_run_cancel(run: JobRun, *, reason: str = "cancelled by operator") -> JobRun:
+    """Cancel a run: a waiting one never starts; a running one is asked to stop (then stopped)."""
+    run.refresh_from_db()
+    if run.is_final:
+        raise InvalidTransition(f"run {run.pk} is already {run.status}; only active runs can be cancelled")
+    if run.status == Status.RUNNING:
+        now = timezone.now()
+        JobRun.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancel_reason=reason[:300], updated_at=now)
+        _record_event(run.pk, Status.RUNNING, run.attempt, message=f"cancel requested: {reason}")
+    else:
+        job_run_mark_cancelled(run, reason)
+        transaction.on_commit(lambda: dispatch.forget_delayed([str(run.pk)]))
+    run.refresh_from_db()
+    return run
+
+
+def job_run_retry(run: JobRun, *, user=None) -> JobRun:
+    """Run a failed or cancelled run again, from a fresh attempt count."""
+    run.refresh_from_db()
+    if run.status not in (Status.FAILED, Status.CANCELLED):
+        raise InvalidTransition(f"run {run.pk} is {run.status}; only failed or cancelled runs can be retried")
+    now = timezone.now()
+    with transaction.atomic():
+        updated = JobRun.objects.filter(pk=run.pk, status__in=(Status.FAILED, Status.CANCELLED)).update(
+            status=Status.PENDING,
+            attempt=0,
+            next_attempt_at=None,
+            scheduled_for=None,
+            finished_at=None,
+            cancel_requested_at=None,
+            cancel_reason="",
+            updated_at=now,
+        )
+        if not updated:
+            raise InvalidTransition(f"run {run.pk} changed state; try again")
+        who = f" by {user}" if user else ""
+        _record_event(run.pk, Status.PENDING, 0, message=f"retried by hand{who}")
+        run.refresh_from_db()
+        transaction.on_commit(lambda: dispatch_runs([run]))
+    return run
+
+
+def job_run_copy(run: JobRun, *, user=None) -> JobRun:
+    """Run the same job type and payload again as a new run."""
+    return enqueue(
+        run.job_type,
+        run.payload,
+        priority=run.queue,
+        user=user or run.user,
+        subscription=run.subscription,
+        trigger=JobRun.Trigger.MANUAL,
+    )
+
+
+# --- crash safety ----------------------------------------------------------------------
+
+
+@dataclass
+class RecoveryReport:
+    requeued: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"re-queued {len(self.requeued)}, worker lost {len(self.lost)}, stop sent {len(self.stopped)}"
+
+
+def job_runs_recover(*, batch_size: int = 1000) -> RecoveryReport:
+    """Find runs Redis lost or a dead worker left behind, and put each back on its way."""
+    report = RecoveryReport()
+    now = timezone.now()
+    pending_grace = now - timedelta(seconds=settings.JOBS_PENDING_GRACE_SECONDS)
+
+    waiting = JobRun.objects.filter(
+        Q(status=Status.PENDING, created_at__lt=pending_grace) | Q(status__in=(Status.QUEUED, Status.RETRYING))
+    ).only("pk", "status", "queue", "timeout", "scheduled_for", "next_attempt_at")
+    batch: list[JobRun] = []
+    for run in waiting.iterator(chunk_size=batch_size):
+        batch.append(run)
+        if len(batch) >= batch_size:
+            report.requeued += _requeue_missing(batch)
+            batch = []
+    if batch:
+        report.requeued += _requeue_missing(batch)
+
+    running = list(
+        JobRun.objects.filter(status=Status.RUNNING).only("pk", "worker_name", "attempt", "cancel_requested_at")
+    )
+    alive = dispatch.workers_alive({run.worker_name for run in running if run.worker_name})
+    grace = timedelta(seconds=settings.JOBS_CANCEL_GRACE_SECONDS)
+    for run in running:
+        if not alive.get(run.worker_name, False):
+            if job_run_mark_lost(run.pk, reason=f"worker lost ({run.worker_name or 'unknown'})"):
+                report.lost.append(str(run.pk))
+        elif run.cancel_requested_at and run.cancel_requested_at < now - grace:
+            _force_stop(run)
+            report.stopped.append(str(run.pk))
+    return report
+
+
+def _requeue_missing(runs: list[JobRun]) -> list[str]:
+    present = dispatch.presence([str(run.pk) for run in runs])
+    missing = [run for run in runs if not present[str(run.pk)]]
+    if missing:
+        dispatch.push([dispatch.Dispatch.of(run) for run in missing])
+        _mark_queued([str(run.pk) for run in missing if run.status == Status.PENDING], message="queued by recovery")
+        for run in missing:
+            logger.info("recovery: run %s (%s) was not in Redis; pushed again", run.pk, run.status)
+    return [str(run.pk) for run in missing]
+
+
+def _force_stop(run: JobRun) -> None:
+    from rq.command import send_stop_job_command
+
+    try:
+        send_stop_job_command(dispatch.redis_connection(), str(run.pk))
+    except Exception as exc:  # rq raises a bare exception when the job is not running any more
+        logger.info("could not stop run %s: %s", run.pk, exc)
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+@dataclass
+class PruneReport:
+    deleted: int = 0
+
+    def __str__(self) -> str:
+        return f"deleted {self.deleted} run(s)"
+
+
+def job_runs_prune(*, batch_size: int = 1000) -> PruneReport:
+    """Delete old finished runs with their events and any Redis leftovers, in batches."""
+    now = timezone.now()
+    completed_before = now - timedelta(days=settings.JOBS_KEEP_COMPLETED_DAYS)
+    failed_before = now - timedelta(days=settings.JOBS_KEEP_FAILED_DAYS)
+    old = JobRun.objects.filter(
+        Q(status__in=(Status.COMPLETED, Status.SKIPPED), finished_at__lt=completed_before)
+        | Q(status__in=(Status.FAILED, Status.CANCELLED), finished_at__lt=failed_before)
+    )
+    report = PruneReport()
+    connection = dispatch.redis_connection()
+    while True:
+        ids = list(old.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return report
+        with transaction.atomic():
+            JobEvent.objects.filter(job_run_id__in=ids).delete()
+            _, per_model = JobRun.objects.filter(pk__in=ids).delete()
+            report.deleted += per_model.get(JobRun._meta.label, 0)
+        keys = [f"rq:job:{pk}" for pk in ids] + [f"rq:results:{pk}" for pk in ids]
+        try:
+            connection.delete(*keys)
+        except (redis.RedisError, OSError):
+            logger.warning("Redis unavailable while pruning; leftovers expire by their own TTLs")

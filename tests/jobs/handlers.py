@@ -1,0 +1,79 @@
+"""Job types that exist only in tests: they fail, block and stop on command.
+
+Worker processes started by tests import this module through JOBS_EXTRA_MODULES.
+Blocking handlers talk to the test through Redis lists, so tests wait on events,
+never on sleeps.
+"""
+
+import django_rq
+
+from jobs.errors import PermanentJobError, RetryableJobError
+from jobs.registry import Payload, job_type
+
+
+class FailPayload(Payload):
+    message: str = "boom"
+    retry_after: float | None = None
+
+
+class BlockPayload(Payload):
+    name: str = "block"
+    key: str | None = None
+    seconds: float = 30
+
+
+def started_key(name: str) -> str:
+    return f"tests:started:{name}"
+
+
+def release_key(name: str) -> str:
+    return f"tests:release:{name}"
+
+
+@job_type("tests.fail", payload=FailPayload, queue="default")
+def fail(ctx, payload):
+    if payload.retry_after is not None:
+        raise RetryableJobError(payload.message, retry_after=payload.retry_after)
+    raise RuntimeError(payload.message)
+
+
+@job_type("tests.permanent", payload=FailPayload, queue="default")
+def permanent(ctx, payload):
+    raise PermanentJobError(payload.message)
+
+
+def _block(ctx, payload):
+    """Announce the start, then wait for release or cancellation, polling both."""
+    connection = django_rq.get_connection("default")
+    connection.rpush(started_key(payload.name), str(ctx.job_run_id))
+    waited = 0.0
+    while waited < payload.seconds:
+        if ctx.cancelled:
+            return {"stopped": "cancelled"}
+        if connection.blpop([release_key(payload.name)], timeout=0.1):
+            ctx.progress(100, "released")
+            return {"released": True}
+        waited += 0.1
+    return {"released": False}
+
+
+@job_type("tests.block", payload=BlockPayload, queue="default", timeout=60)
+def block(ctx, payload):
+    return _block(ctx, payload)
+
+
+@job_type("tests.slow", payload=BlockPayload, queue="default", timeout=1)
+def slow(ctx, payload):
+    connection = django_rq.get_connection("default")
+    connection.blpop([release_key(payload.name)], timeout=int(payload.seconds))
+    return {"finished": True}
+
+
+@job_type("tests.singleton", payload=BlockPayload, queue="default", singleton_key=lambda p: p.key)
+def singleton(ctx, payload):
+    return _block(ctx, payload)
+
+
+@job_type("tests.supersede", payload=BlockPayload, queue="default", supersede_key=lambda p: p.key)
+def supersede(ctx, payload):
+    return _block(ctx, payload)
