@@ -77,3 +77,12 @@ def singleton(ctx, payload):
 @job_type("tests.supersede", payload=BlockPayload, queue="default", supersede_key=lambda p: p.key)
 def supersede(ctx, payload):
     return _block(ctx, payload)
+
+
+@job_type("tests.stubborn", payload=BlockPayload, queue="default", timeout=120)
+def stubborn(ctx, payload):
+    """Never looks at ctx.cancelled: only a forced stop ends it early."""
+    connection = django_rq.get_connection("default")
+    connection.rpush(started_key(payload.name), str(ctx.job_run_id))
+    connection.blpop([release_key(payload.name)], timeout=int(payload.seconds))
+    return {"finished": True}

@@ -20,7 +20,7 @@ def test_builtin_ping_is_registered():
 
 
 def test_unknown_name_fails_loudly():
-    with pytest.raises(UnknownJobType, match="nope.nothing"):
+    with pytest.raises(UnknownJobType, match=r"nope\.nothing"):
         registry.get("nope.nothing")
 
 
