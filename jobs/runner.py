@@ -8,7 +8,7 @@ import logging
 import socket
 import traceback
 
-from django.db import close_old_connections
+from django.db import connections
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
@@ -28,11 +28,19 @@ def _worker_name() -> str:
 
 def execute(job_run_id: str) -> None:
     """Run one attempt of a JobRun and record its outcome; never raises for a handler error."""
-    close_old_connections()
+    _drop_broken_connections()
     try:
         _execute(job_run_id)
     finally:
-        close_old_connections()
+        _drop_broken_connections()
+
+
+def _drop_broken_connections() -> None:
+    # A worker keeps its database connection from job to job (reconnecting costs more
+    # than a no-op job); only one that saw an error and no longer answers is replaced.
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()
 
 
 def _execute(job_run_id: str) -> None:
@@ -68,17 +76,16 @@ def _execute(job_run_id: str) -> None:
         _fail(ctx, run, str(exc) or repr(exc), type(exc).__name__, permanent=False)
         return
 
-    if ctx.cancel_reason():
-        # The handler saw ctx.cancelled and returned early: that is a cancellation, not a success.
-        services.job_run_mark_cancelled(run, ctx.cancel_reason(), worker)
-        return
     try:
         result = json.loads(json.dumps(result))  # results are JSON, like everything else
     except (TypeError, ValueError) as exc:
         _fail(ctx, run, f"handler returned a result that is not JSON: {exc}", "ResultNotJSON", permanent=True)
         return
-    services.job_run_mark_completed(run, result, worker)
-    ctx.log.info("completed")
+    if services.job_run_mark_completed(run, result, worker):
+        ctx.log.info("completed")
+    else:
+        # The handler saw ctx.cancelled and returned early: that is a cancellation, not a success.
+        services.job_run_mark_cancelled(run, ctx.cancel_reason() or "cancelled while running", worker)
 
 
 def _fail(ctx: JobContext, run: JobRun, error: str, error_type: str, *, permanent: bool, retry_after=None) -> None:

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import dispatch
+from jobs.bulk import bulk_insert
 from jobs.errors import InvalidTransition, PayloadInvalid
 from jobs.models import JobEvent, JobRun
 from jobs.registry import QUEUES, registry
@@ -85,7 +86,7 @@ def enqueue_many(requests: list[EnqueueRequest]) -> list[JobRun]:
     if any(run.dedupe_key or run.supersede_key for run in runs):
         raise ValueError("enqueue_many does not take dedupe or supersede keys; use enqueue() for those")
     with transaction.atomic():
-        JobRun.objects.bulk_create(runs, batch_size=2000)
+        bulk_insert(JobRun, runs)
         _record_events(runs, Status.PENDING, "enqueued")
         transaction.on_commit(lambda: dispatch_runs(runs))
     return runs
@@ -152,26 +153,35 @@ def _mark_queued(ids: list[str], *, from_statuses=(Status.PENDING,), message: st
     now = timezone.now()
     for start in range(0, len(ids), 2000):
         chunk = ids[start : start + 2000]
-        changed = list(JobRun.objects.filter(pk__in=chunk, status__in=from_statuses).values_list("pk", "attempt"))
-        JobRun.objects.filter(pk__in=[pk for pk, _ in changed], status__in=from_statuses).update(
+        updated = JobRun.objects.filter(pk__in=chunk, status__in=from_statuses).update(
             status=Status.QUEUED, enqueued_at=now, updated_at=now
         )
-        JobEvent.objects.bulk_create(
+        if updated == len(chunk):
+            changed = [(pk, 0) for pk in chunk] if from_statuses == (Status.PENDING,) else None
+        else:
+            changed = None
+        if changed is None:
+            # Some had moved on already (a fast worker started them), or attempts differ: ask.
+            changed = list(
+                JobRun.objects.filter(pk__in=chunk, status=Status.QUEUED, enqueued_at=now).values_list("pk", "attempt")
+            )
+        bulk_insert(
+            JobEvent,
             [
                 JobEvent(job_run_id=pk, at=now, status=Status.QUEUED, attempt=attempt, message=message)
                 for pk, attempt in changed
-            ]
+            ],
         )
 
 
 def _record_events(runs: list[JobRun], status: str, message: str = "", worker: str = "") -> None:
     now = timezone.now()
-    JobEvent.objects.bulk_create(
+    bulk_insert(
+        JobEvent,
         [
             JobEvent(job_run=run, at=now, status=status, attempt=run.attempt, worker=worker, message=message)
             for run in runs
         ],
-        batch_size=2000,
     )
 
 
@@ -241,9 +251,10 @@ def _wait_for_singleton(run_id) -> None:
     return None
 
 
-def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> None:
+def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> bool:
+    """Record success, unless a cancel was requested meanwhile; False then."""
     now = timezone.now()
-    JobRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(
+    updated = JobRun.objects.filter(pk=run.pk, status=Status.RUNNING, cancel_requested_at__isnull=True).update(
         status=Status.COMPLETED,
         result=result,
         finished_at=now,
@@ -253,7 +264,9 @@ def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> None:
         error_type="",
         traceback="",
     )
-    _record_event(run.pk, Status.COMPLETED, run.attempt, worker=worker)
+    if updated:
+        _record_event(run.pk, Status.COMPLETED, run.attempt, worker=worker)
+    return bool(updated)
 
 
 def job_run_mark_cancelled(run: JobRun, reason: str, worker: str = "") -> None:

@@ -17,13 +17,18 @@ class JSONJob(Job):
     """An RQ job whose data is JSON, never pickle: writing to Redis must not mean running code."""
 
     def __init__(self, id=None, connection=None, serializer=None):
-        super().__init__(id, connection, serializer=JSONSerializer)
+        super().__init__(id, connection)
+        # Set after, not passed in: rq checks a passed serializer against a typing.Protocol,
+        # which costs more than the rest of building a job.
+        self.serializer = JSONSerializer
 
 
 class KordantWorkerMixin:
     def __init__(self, *args, serializer=None, job_class=None, **kwargs):
         # The rqworker command passes pickle's serializer by default; Kordant refuses it.
         super().__init__(*args, serializer=JSONSerializer, job_class=JSONJob, **kwargs)
+        # Import the runner once here, not in every forked work horse.
+        import jobs.runner  # noqa: F401
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
         # RQ only sees a failure when our runner could not record one itself: the work
