@@ -1,8 +1,9 @@
 """Benchmarks: `make bench` runs every module listed in BENCHMARKS and prints its figures.
 
-Each benchmark module exposes `main(args)`; it measures Kordant's code beside the
+Each benchmark module exposes `main()`; it measures Kordant's code beside the
 plain library doing the same work in the same run and prints figures and ratios.
-Run one with `make bench BENCH_ARGS=<name>`.
+Run one with `make bench BENCH_ARGS=<name>`. `bench/__main__.py` gives every run a
+private Redis and database.
 """
 
-BENCHMARKS = []
+BENCHMARKS = ["job_core", "webhooks", "voiceprint"]

@@ -135,6 +135,15 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Kordant <no-reply@kordant.example>")
 
+# Outbound notification providers (notifications/providers/). Empty credentials mean
+# "not configured": a send then fails permanently with a message naming the variable.
+TWILIO_API_BASE = env("TWILIO_API_BASE", default="https://api.twilio.com")
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
+EXPO_PUSH_URL = env("EXPO_PUSH_URL", default="https://exp.host")
+EXPO_ACCESS_TOKEN = env("EXPO_ACCESS_TOKEN", default="")
+
 # One Redis for every queue; workers listen in this order: critical, high, default, low.
 QUEUE_NAMES = ("critical", "high", "default", "low")
 RQ_QUEUES = {
