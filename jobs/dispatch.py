@@ -114,6 +114,15 @@ def presence(ids: list[str], *, connection=None) -> dict[str, bool]:
     return {run_id: bool(answers[2 * index]) or answers[2 * index + 1] is not None for index, run_id in enumerate(ids)}
 
 
+def executing(ids: list[str], *, connection=None) -> dict[str, bool]:
+    """For each run id: is an RQ execution of it still in progress (job hash status "started")?"""
+    connection = connection or redis_connection()
+    pipe = connection.pipeline(transaction=False)
+    for run_id in ids:
+        pipe.hget(f"rq:job:{run_id}", "status")
+    return {run_id: status == b"started" for run_id, status in zip(ids, pipe.execute(), strict=True)}
+
+
 def workers_alive(names: Iterable[str], *, connection=None) -> dict[str, bool]:
     """Whether each named RQ worker is still registered (its key expires if it dies silently)."""
     connection = connection or redis_connection()

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import dispatch
+from jobs import dispatch, hotpath
 from jobs.bulk import bulk_insert
 from jobs.errors import InvalidTransition, PayloadInvalid
 from jobs.models import JobEvent, JobRun
@@ -214,6 +214,8 @@ def job_run_mark_running(run_id, worker: str) -> JobRun | None:
     """Claim a run for this attempt; None if it is not startable or its singleton key is busy."""
     now = timezone.now()
     try:
+        if hotpath.available():
+            return hotpath.claim(run_id, worker, now)
         with transaction.atomic():
             claimed = JobRun.objects.select_for_update().filter(pk=run_id, status__in=JobRun.STARTABLE_STATUSES).first()
             if claimed is None:
@@ -254,18 +256,21 @@ def _wait_for_singleton(run_id) -> None:
 def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> bool:
     """Record success, unless a cancel was requested meanwhile; False then."""
     now = timezone.now()
-    updated = JobRun.objects.filter(pk=run.pk, status=Status.RUNNING, cancel_requested_at__isnull=True).update(
-        status=Status.COMPLETED,
-        result=result,
-        finished_at=now,
-        progress=100,
-        updated_at=now,
-        error="",
-        error_type="",
-        traceback="",
-    )
-    if updated:
-        _record_event(run.pk, Status.COMPLETED, run.attempt, worker=worker)
+    if hotpath.available():
+        return hotpath.complete(run.pk, result, worker, now)
+    with transaction.atomic():
+        updated = JobRun.objects.filter(pk=run.pk, status=Status.RUNNING, cancel_requested_at__isnull=True).update(
+            status=Status.COMPLETED,
+            result=result,
+            finished_at=now,
+            progress=100,
+            updated_at=now,
+            error="",
+            error_type="",
+            traceback="",
+        )
+        if updated:
+            _record_event(run.pk, Status.COMPLETED, run.attempt, worker=worker)
     return bool(updated)
 
 
@@ -420,17 +425,26 @@ def job_runs_recover(*, batch_size: int = 1000) -> RecoveryReport:
         report.requeued += _requeue_missing(batch)
 
     running = list(
-        JobRun.objects.filter(status=Status.RUNNING).only("pk", "worker_name", "attempt", "cancel_requested_at")
+        JobRun.objects.filter(status=Status.RUNNING).only(
+            "pk", "worker_name", "attempt", "started_at", "cancel_requested_at"
+        )
     )
     alive = dispatch.workers_alive({run.worker_name for run in running if run.worker_name})
-    grace = timedelta(seconds=settings.JOBS_CANCEL_GRACE_SECONDS)
+    in_progress = dispatch.executing([str(run.pk) for run in running])
+    cancel_grace = timedelta(seconds=settings.JOBS_CANCEL_GRACE_SECONDS)
     for run in running:
         if not alive.get(run.worker_name, False):
-            if job_run_mark_lost(run.pk, reason=f"worker lost ({run.worker_name or 'unknown'})"):
-                report.lost.append(str(run.pk))
-        elif run.cancel_requested_at and run.cancel_requested_at < now - grace:
-            _force_stop(run)
-            report.stopped.append(str(run.pk))
+            reason = f"worker lost ({run.worker_name or 'unknown'})"
+        elif not in_progress[str(run.pk)] and run.started_at and run.started_at < pending_grace:
+            # The worker lives but no longer runs this attempt, and nobody recorded its end.
+            reason = f"attempt ended without a recorded outcome ({run.worker_name})"
+        else:
+            if run.cancel_requested_at and run.cancel_requested_at < now - cancel_grace:
+                _force_stop(run)
+                report.stopped.append(str(run.pk))
+            continue
+        if job_run_mark_lost(run.pk, reason=reason):
+            report.lost.append(str(run.pk))
     return report
 
 

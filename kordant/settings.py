@@ -167,6 +167,9 @@ JOBS_PENDING_GRACE_SECONDS = env.int("JOBS_PENDING_GRACE_SECONDS", default=30)
 JOBS_CANCEL_GRACE_SECONDS = env.int("JOBS_CANCEL_GRACE_SECONDS", default=30)
 # A run whose singleton key is busy is queued again after this long.
 JOBS_SINGLETON_WAIT_SECONDS = env.int("JOBS_SINGLETON_WAIT_SECONDS", default=5)
+# On PostgreSQL, the worker's own status writes (claim, completion) commit without
+# waiting for the WAL flush; see jobs/hotpath.py for why that loses no work.
+JOBS_ASYNC_COMMIT = env.bool("JOBS_ASYNC_COMMIT", default=True)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 

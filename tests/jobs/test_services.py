@@ -247,3 +247,21 @@ def test_prune_deletes_old_finished_runs_with_events_and_keeps_the_rest(run_work
     with time_machine.travel(timezone.now() + timedelta(days=31)):
         assert job_runs_prune().deleted == 2  # the failed one (30 days) and the recent completed one
     assert set(JobRun.objects.values_list("pk", flat=True)) == {waiting.pk}
+
+
+def test_running_run_whose_live_worker_moved_on_is_recovered(redis_conn):
+    import os
+    import socket
+
+    from jobs.services import job_run_mark_running
+
+    run = enqueue("jobs.ping", {"message": "orphan"})
+    redis_conn.hset("rq:worker:alive-worker", mapping={"hostname": socket.gethostname(), "pid": os.getpid()})
+    job_run_mark_running(run.pk, "alive-worker")
+    redis_conn.delete(f"rq:job:{run.pk}")  # the execution ended, but its outcome was never written
+
+    assert job_runs_recover().lost == [], "too soon: the claim may be seconds old"
+    with time_machine.travel(timezone.now() + timedelta(minutes=1)):
+        assert job_runs_recover().lost == [str(run.pk)]
+    run.refresh_from_db()
+    assert run.status == "retrying" and "without a recorded outcome" in run.error
