@@ -71,3 +71,18 @@ def complete(run_id, result, worker: str, now) -> bool:
         _relax_commit(cursor)
         cursor.execute(COMPLETE_SQL, {"id": run_id, "result": json.dumps(result), "worker": worker, "now": now})
         return cursor.rowcount == 1
+
+
+MARK_QUEUED_SQL = f"""
+UPDATE {_RUN} SET status = 'queued', enqueued_at = %(now)s, updated_at = %(now)s
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = ANY(%(from_statuses)s)
+RETURNING id, attempt
+"""
+
+
+def mark_queued(ids: list[str], from_statuses, now) -> list[tuple]:
+    """Mark runs that reached Redis as queued, in one statement; return (id, attempt) of those changed."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _relax_commit(cursor)
+        cursor.execute(MARK_QUEUED_SQL, {"ids": ids, "from_statuses": list(from_statuses), "now": now})
+        return cursor.fetchall()

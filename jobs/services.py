@@ -151,20 +151,20 @@ def dispatch_runs(runs: list[JobRun]) -> None:
 
 def _mark_queued(ids: list[str], *, from_statuses=(Status.PENDING,), message: str = "queued") -> None:
     now = timezone.now()
-    for start in range(0, len(ids), 2000):
-        chunk = ids[start : start + 2000]
-        updated = JobRun.objects.filter(pk__in=chunk, status__in=from_statuses).update(
-            status=Status.QUEUED, enqueued_at=now, updated_at=now
-        )
-        if updated == len(chunk):
-            changed = [(pk, 0) for pk in chunk] if from_statuses == (Status.PENDING,) else None
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        if hotpath.available():
+            changed = hotpath.mark_queued(chunk, from_statuses, now)
         else:
-            changed = None
-        if changed is None:
-            # Some had moved on already (a fast worker started them), or attempts differ: ask.
-            changed = list(
-                JobRun.objects.filter(pk__in=chunk, status=Status.QUEUED, enqueued_at=now).values_list("pk", "attempt")
-            )
+            with transaction.atomic():
+                changed = list(
+                    JobRun.objects.select_for_update()
+                    .filter(pk__in=chunk, status__in=from_statuses)
+                    .values_list("pk", "attempt")
+                )
+                JobRun.objects.filter(pk__in=[pk for pk, _ in changed]).update(
+                    status=Status.QUEUED, enqueued_at=now, updated_at=now
+                )
         bulk_insert(
             JobEvent,
             [

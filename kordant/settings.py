@@ -40,6 +40,10 @@ def _database_from_env():
     if not config.get("ENGINE"):
         raise ImproperlyConfigured(f"DATABASE_URL has an unknown scheme: {url!r}")
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # A fresh checkout has no var/ yet; SQLite creates the file but not its directory.
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        if config.get("NAME") and config["NAME"] != ":memory:":
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         # The test database must be a file so that worker processes see the rows tests write.
         config.setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test.sqlite3")
         # WAL lets the web server, workers and scheduler read while one of them writes.
