@@ -27,7 +27,8 @@ class KordantScheduler(Scheduler):
     def enqueue_jobs(self):
         close_old_connections()
         try:
-            jobs = list(super().enqueue_jobs())
+            # Stock entries (none of ours yet) go through rq-scheduler's own path.
+            super().enqueue_jobs()
             moved = delayed_runs_push_due()
             if moved:
                 logger.info("moved %d due run(s) to their queues", moved)
@@ -36,6 +37,5 @@ class KordantScheduler(Scheduler):
                 report = job_runs_recover()
                 if report.requeued or report.lost or report.stopped:
                     logger.warning("recovery: %s", report)
-            return jobs
         finally:
             close_old_connections()
