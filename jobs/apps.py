@@ -11,5 +11,6 @@ class JobsConfig(AppConfig):
     def ready(self):
         # Job types register themselves when their module is imported; workers must see them all.
         import_module("jobs.builtin")
+        import_module("jobs.signals")
         for module in settings.JOBS_EXTRA_MODULES:
             import_module(module)

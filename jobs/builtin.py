@@ -11,7 +11,14 @@ class NoPayload(Payload):
     pass
 
 
-@job_type("jobs.ping", payload=PingPayload, queue="default", timeout=30)
+@job_type(
+    "jobs.ping",
+    payload=PingPayload,
+    queue="default",
+    timeout=30,
+    # Lets a schedule ping (the demo data has one): proof the scheduler fires, with no domain work.
+    schedule_payload=lambda tick: {"message": f"scheduled ping for subscription {tick.subscription_id}"},
+)
 def ping(ctx, payload: PingPayload) -> dict:
     """Answer with the message: smoke tests, health checks and benchmarks."""
     return {"message": payload.message}
@@ -34,3 +41,16 @@ def prune(ctx, payload: NoPayload) -> dict:
     from jobs.services import job_runs_prune
 
     return {"deleted": job_runs_prune().deleted}
+
+
+class TierPayload(Payload):
+    tier: str
+
+
+@job_type("jobs.sync_tier", payload=TierPayload, queue="high", timeout=3600, singleton_key=lambda p: p.tier)
+def sync_tier(ctx, payload: TierPayload) -> dict:
+    """Re-sync every schedule of a tier after its configs changed, in batches."""
+    from jobs.scheduling import schedules_sync_tier
+
+    report = schedules_sync_tier(payload.tier, progress=ctx.progress)
+    return {"created": report.created, "updated": report.updated, "deleted": report.deleted}

@@ -1,8 +1,13 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from jobs.cron import FREQUENCIES, validate_cron
+from jobs.registry import QUEUES
+from kordant.models import Subscription, validate_timezone
 
 
 class JobRun(models.Model):
@@ -44,6 +49,8 @@ class JobRun(models.Model):
     subscription = models.ForeignKey(
         "kordant.Subscription", null=True, blank=True, on_delete=models.SET_NULL, related_name="job_runs"
     )
+    schedule = models.ForeignKey("jobs.Schedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    planned_for = models.DateTimeField(null=True, blank=True, help_text="The schedule tick this run is for.")
 
     # NULL, not "", for "no key": NULLs never collide in the unique constraints below.
     dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
@@ -83,6 +90,7 @@ class JobRun(models.Model):
             models.Index(
                 fields=["supersede_key"], condition=Q(supersede_key__isnull=False), name="jobrun_supersede_idx"
             ),
+            models.Index(fields=["schedule", "status"], name="jobrun_schedule_status_idx"),
         ]
         constraints = [
             # The database, not a lookup, guarantees one active run per dedupe key...
@@ -96,6 +104,12 @@ class JobRun(models.Model):
                 fields=["job_type", "singleton_key"],
                 condition=Q(status="running"),
                 name="jobrun_one_running_per_singleton_key",
+            ),
+            # One tick of a schedule is one run, however many schedulers fire it.
+            models.UniqueConstraint(
+                fields=["schedule", "planned_for"],
+                condition=Q(planned_for__isnull=False),
+                name="jobrun_one_per_schedule_tick",
             ),
         ]
 
@@ -129,3 +143,117 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+
+class SchedulerConfig(models.Model):
+    """What a tier runs and how often: one row per tier and job type, edited by operators."""
+
+    class Frequency(models.TextChoices):
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+
+    class Overlap(models.TextChoices):
+        SKIP = "skip", "Skip a tick while the previous run is active"
+        ALLOW = "allow", "Allow overlapping runs"
+
+    tier = models.CharField(max_length=16, choices=Subscription.Tier.choices)
+    job_type = models.CharField(max_length=100)
+    frequency = models.CharField(
+        max_length=16,
+        choices=Frequency.choices,
+        blank=True,
+        help_text="Spread over the period per subscription. Leave empty to use the cron expression.",
+    )
+    cron_expression = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_cron],
+        help_text="Five fields, on each subscriber's local clock. Used only when no frequency is set.",
+    )
+    enabled = models.BooleanField(default=True)
+    priority = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[(name, name) for name in QUEUES],
+        help_text="Queue for these runs; empty means the job type's own.",
+    )
+    overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.SKIP)
+    run_on_change = models.BooleanField(
+        default=False, help_text="Also run as soon as a watched item changes (real-time monitoring)."
+    )
+    description = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tier", "job_type"]
+        verbose_name = "scheduler config"
+        constraints = [
+            models.UniqueConstraint(fields=["tier", "job_type"], name="schedulerconfig_one_per_tier_and_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_tier_display()} · {self.job_type} ({self.frequency or self.cron_expression})"
+
+    def save(self, *args, **kwargs):
+        # Every schedule of the tier is computed from this row: refuse a bad one even
+        # when the caller skipped form validation.
+        if self.cron_expression:
+            validate_cron(self.cron_expression)
+        self.clean()
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        if bool(self.frequency) == bool(self.cron_expression):
+            raise ValidationError(
+                {"cron_expression": "Give either a frequency or a cron expression, not both and not neither."}
+            )
+        if self.frequency and self.frequency not in FREQUENCIES:
+            raise ValidationError({"frequency": f"Unknown frequency {self.frequency!r}."})
+
+
+class Schedule(models.Model):
+    """One subscription's recurring run of one config. rq-scheduler holds one entry per enabled row."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="schedules")
+    config = models.ForeignKey(SchedulerConfig, on_delete=models.CASCADE, related_name="schedules")
+    cron_expression = models.CharField(
+        max_length=100, validators=[validate_cron], help_text="The config's timing after this subscription's spread."
+    )
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    enabled = models.BooleanField(default=True, help_text="Paused schedules keep their row but have no entry.")
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    run_count = models.PositiveIntegerField(default=0)
+    last_status = models.CharField(max_length=16, blank=True, choices=JobRun.Status.choices)
+    last_run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["next_run_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "config"], name="schedule_one_per_subscription_and_config"),
+        ]
+        indexes = [models.Index(fields=["config", "enabled"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.config.job_type} for subscription {self.subscription_id} ({self.cron_expression}, {self.timezone})"
+        )
+
+    def save(self, *args, **kwargs):
+        validate_cron(self.cron_expression)
+        validate_timezone(self.timezone)
+        super().save(*args, **kwargs)
+
+    @property
+    def entry_id(self) -> str:
+        return schedule_entry_id(self.pk)
+
+
+def schedule_entry_id(pk: int) -> str:
+    """The rq-scheduler entry id of a schedule: deterministic, so it can always be rebuilt."""
+    return f"schedule-{pk}"

@@ -31,6 +31,20 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 KeyFunction = Callable[[Any], str | None]
 
 
+@dataclass(frozen=True)
+class ScheduleTick:
+    """What a scheduled run knows when its payload is built: whose, which tick, how often."""
+
+    subscription_id: int
+    planned_for: Any  # datetime (UTC) of the tick; None for a manual or event trigger
+    frequency: str  # "hourly", "daily", "weekly", "monthly", or "" for a custom cron expression
+    timezone: str
+
+
+def default_schedule_payload(tick: ScheduleTick) -> dict:
+    return {"subscription_id": tick.subscription_id}
+
+
 class Payload(BaseModel):
     """Base class for payload schemas: unknown fields are errors, values are immutable."""
 
@@ -48,6 +62,8 @@ class JobType:
     dedupe_key: KeyFunction | None = None
     singleton_key: KeyFunction | None = None
     supersede_key: KeyFunction | None = None
+    # How a schedule tick becomes this type's payload; scheduled types take a subscription id.
+    schedule_payload: Callable[[ScheduleTick], dict] = default_schedule_payload
     description: str = field(default="")
 
     @property
@@ -139,6 +155,7 @@ def job_type(
     dedupe_key: KeyFunction | None = None,
     singleton_key: KeyFunction | None = None,
     supersede_key: KeyFunction | None = None,
+    schedule_payload: Callable[[ScheduleTick], dict] = default_schedule_payload,
 ):
     """Declare a job type; the decorated function `handler(ctx, payload)` runs it."""
 
@@ -154,6 +171,7 @@ def job_type(
                 dedupe_key=dedupe_key,
                 singleton_key=singleton_key,
                 supersede_key=supersede_key,
+                schedule_payload=schedule_payload,
                 description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
             )
         )

@@ -1,15 +1,28 @@
 """KordantScheduler: the rq-scheduler subclass that `manage.py rqscheduler` runs (settings.RQ).
 
-Each pass, under rq-scheduler's lock, it moves due delayed runs (delay/at, retries)
-to their queues and, once a minute, runs the recovery pass.
+At start it rebuilds every schedule entry from the database. Each pass, under
+rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py),
+hands any other rq-scheduler job to the stock path, moves due delayed runs (delay/at,
+retries) to their queues, enqueues the built-in periodic jobs, runs the recovery pass
+once a minute and writes a heartbeat. Long passes renew the lock batch by batch, so a
+burst of 100,000 due schedules cannot let a second scheduler in halfway.
 """
 
 import logging
 import time
 
 from django.db import close_old_connections
+from rq.exceptions import NoSuchJobError
 from rq_scheduler import Scheduler
 
+from jobs import entries
+from jobs.scheduling import (
+    FireReport,
+    scheduler_heartbeat_write,
+    schedules_fire,
+    schedules_sync_all,
+    system_jobs_enqueue_due,
+)
 from jobs.services import delayed_runs_push_due, job_runs_recover
 
 logger = logging.getLogger("jobs.scheduler")
@@ -19,23 +32,66 @@ class KordantScheduler(Scheduler):
     # rqscheduler's default --interval is 60 s; due runs must start within a couple of seconds.
     poll_seconds = 1.0
     recovery_every = 60.0
+    fire_batch = 2000
 
     def __init__(self, *args, interval=60, **kwargs):
         super().__init__(*args, interval=min(interval, self.poll_seconds), **kwargs)
         self._last_recovery = 0.0
 
+    def run(self, burst=False):
+        close_old_connections()
+        report = schedules_sync_all()
+        logger.info("schedules synced at start: %s", report)
+        super().run(burst=burst)
+
     def enqueue_jobs(self):
+        started = time.monotonic()
+        fired = FireReport()
         close_old_connections()
         try:
-            # Stock entries (none of ours yet) go through rq-scheduler's own path.
-            super().enqueue_jobs()
+            fired = self.fire_due()
+            if fired.fired or fired.removed:
+                logger.info("schedules fired: %s", fired)
             moved = delayed_runs_push_due()
             if moved:
                 logger.info("moved %d due run(s) to their queues", moved)
+            system_jobs_enqueue_due()
             if time.monotonic() - self._last_recovery >= self.recovery_every:
                 self._last_recovery = time.monotonic()
                 report = job_runs_recover()
                 if report.requeued or report.lost or report.stopped:
                     logger.warning("recovery: %s", report)
         finally:
+            scheduler_heartbeat_write(
+                self.name, last_pass_seconds=time.monotonic() - started, fired=fired.fired, connection=self.connection
+            )
             close_old_connections()
+
+    def fire_due(self) -> FireReport:
+        """Fire every due entry, a batch at a time, renewing the lock between batches."""
+        report = FireReport()
+        previous = None
+        while True:
+            ours, others = entries.due_entries(time.time(), limit=self.fire_batch, connection=self.connection)
+            if not (ours or others) or (ours, others) == previous:
+                return report  # all done, or nothing moved last time: never spin
+            previous = (ours, others)
+            if ours:
+                report += schedules_fire(ours)
+            for job_id in others:
+                self._enqueue_stock(job_id)
+            self._renew_lock()
+
+    def _enqueue_stock(self, job_id: str) -> None:
+        # A plain rq-scheduler job somebody registered: rq-scheduler's own path.
+        try:
+            job = self.job_class.fetch(job_id, connection=self.connection)
+        except NoSuchJobError:
+            self.cancel(job_id)
+            return
+        self.enqueue_job(job)
+
+    def _renew_lock(self) -> None:
+        if self._lock_acquired:
+            self.connection.expire(self.scheduler_lock_key, int(self._interval) + 10)
+        self.heartbeat()

@@ -174,6 +174,11 @@ JOBS_SINGLETON_WAIT_SECONDS = env.int("JOBS_SINGLETON_WAIT_SECONDS", default=5)
 # On PostgreSQL, the worker's own status writes (claim, completion) commit without
 # waiting for the WAL flush; see jobs/hotpath.py for why that loses no work.
 JOBS_ASYNC_COMMIT = env.bool("JOBS_ASYNC_COMMIT", default=True)
+# Re-syncing a tier after a config change runs inline up to this many subscriptions,
+# as a background job (jobs.sync_tier) above it.
+JOBS_SYNC_INLINE_LIMIT = env.int("JOBS_SYNC_INLINE_LIMIT", default=1000)
+# A real-time (on change) run waits this long, so a burst of edits makes one run.
+JOBS_EVENT_COALESCE_SECONDS = env.int("JOBS_EVENT_COALESCE_SECONDS", default=5)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 

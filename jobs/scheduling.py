@@ -1,0 +1,544 @@
+"""Writes for tier schedules: keep Schedule rows and their entries true to subscriptions
+and configs, and turn due ticks into runs.
+
+The database decides; Redis follows after commit. Every function here is idempotent,
+so `sync_schedules` can repair whatever a missed signal or a flushed Redis left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from functools import partial
+
+import redis
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import entries
+from jobs.cron import due_tick, next_run_after, spread_cron
+from jobs.errors import PayloadInvalid, UnknownJobType
+from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
+from jobs.registry import ScheduleTick, registry
+from kordant.models import Subscription
+
+logger = logging.getLogger("jobs.scheduling")
+Status = JobRun.Status
+# Subscriptions in these states keep their schedules. Past-due customers stay protected
+# while their payment is retried; only cancelling (or deleting) stops the schedules.
+LIVE_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
+
+
+# --- keeping schedules in step ---------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    entries_written: int = 0
+    entries_removed: int = 0
+
+    def __add__(self, other: SyncReport) -> SyncReport:
+        return SyncReport(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def changed(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+    def __str__(self) -> str:
+        return (
+            f"schedules: {self.created} created, {self.updated} updated, {self.deleted} deleted; "
+            f"entries: {self.entries_written} written, {self.entries_removed} removed"
+        )
+
+
+def schedule_sync_for_subscription(subscription_id: int) -> SyncReport:
+    """Make one subscription's schedules and entries match its tier and status."""
+    row = Subscription.objects.filter(pk=subscription_id).values_list("id", "tier", "status", "timezone").first()
+    if row is None:
+        return schedules_remove_for_subscription(subscription_id)
+    return _sync_subscriptions([row], _configs_by_tier())
+
+
+def schedules_remove_for_subscription(subscription_id: int) -> SyncReport:
+    """Delete a subscription's schedules; their entries go when the deletion commits."""
+    with transaction.atomic():
+        pks = list(Schedule.objects.filter(subscription_id=subscription_id).values_list("pk", flat=True))
+        Schedule.objects.filter(pk__in=pks).delete()
+    return SyncReport(deleted=len(pks))
+
+
+def schedules_sync_tier(tier: str, *, batch_size: int = 5000, progress: Callable | None = None) -> SyncReport:
+    """Re-sync every subscription of one tier (after its configs changed), in batches."""
+    subscriptions = Subscription.objects.filter(tier=tier)
+    return _sync_in_batches(subscriptions, batch_size=batch_size, progress=progress)
+
+
+def schedules_sync_all(*, batch_size: int = 5000, progress: Callable | None = None) -> SyncReport:
+    """Rebuild every schedule and entry from the database; report what had to change."""
+    report = _sync_in_batches(Subscription.objects.all(), batch_size=batch_size, progress=progress)
+    # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
+    wanted = set(
+        Schedule.objects.filter(enabled=True, config__enabled=True).values_list("pk", flat=True).iterator(10_000)
+    )
+    stray = entries.entry_pks() - wanted
+    report.entries_removed += entries.entries_remove(stray)
+    return report
+
+
+def scheduler_config_sync(config_id: int) -> SyncReport | None:
+    """A config changed: re-sync its tier, inline when small, as a background job when large."""
+    config = SchedulerConfig.objects.filter(pk=config_id).first()
+    if config is None:
+        return None
+    if Subscription.objects.filter(tier=config.tier).count() <= settings.JOBS_SYNC_INLINE_LIMIT:
+        return schedules_sync_tier(config.tier)
+    from jobs.services import enqueue
+
+    enqueue("jobs.sync_tier", {"tier": config.tier}, dedupe_key=f"tier:{config.tier}", trigger=JobRun.Trigger.SYSTEM)
+    return None
+
+
+def schedule_set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
+    """Pause or resume one schedule; a resumed one runs at its next tick from now."""
+    with transaction.atomic():
+        schedule = Schedule.objects.select_for_update().select_related("config").get(pk=schedule.pk)
+        if schedule.enabled != enabled:
+            schedule.enabled = enabled
+            schedule.next_run_at = (
+                next_run_after(schedule.cron_expression, schedule.timezone, timezone.now())
+                if enabled and schedule.config.enabled
+                else None
+            )
+            schedule.save(update_fields=["enabled", "next_run_at", "updated_at"])
+        transaction.on_commit(partial(_entries_follow, {schedule.pk: _entry_wanted(schedule)}))
+    return schedule
+
+
+def schedule_entry_removed(schedule_id: int) -> None:
+    """A schedule row was deleted: its entry goes too."""
+    entries.entries_remove([schedule_id])
+
+
+def _configs_by_tier() -> dict[str, list[SchedulerConfig]]:
+    by_tier: dict[str, list[SchedulerConfig]] = defaultdict(list)
+    for config in SchedulerConfig.objects.all():
+        by_tier[config.tier].append(config)
+    return by_tier
+
+
+def _sync_in_batches(subscriptions, *, batch_size: int, progress: Callable | None) -> SyncReport:
+    configs = _configs_by_tier()
+    total = subscriptions.count()
+    report = SyncReport()
+    done = 0
+    rows = subscriptions.order_by("pk").values_list("id", "tier", "status", "timezone")
+    last_pk = 0
+    while True:
+        batch = list(rows.filter(pk__gt=last_pk)[:batch_size])
+        if not batch:
+            break
+        report += _sync_subscriptions(batch, configs)
+        last_pk = batch[-1][0]
+        done += len(batch)
+        if progress:
+            progress(100 * done / max(total, 1), f"{done} of {total} subscriptions")
+    return report
+
+
+def _desired_cron(config: SchedulerConfig, subscription_id: int) -> str:
+    if config.frequency:
+        return spread_cron(config.frequency, subscription_id, config.job_type)
+    return config.cron_expression
+
+
+def _entry_wanted(schedule: Schedule):
+    """The time an entry should fire, or None when the schedule should have no entry."""
+    if schedule.enabled and schedule.config.enabled and schedule.next_run_at:
+        return schedule.next_run_at
+    return None
+
+
+def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]]) -> SyncReport:
+    """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and one pipeline."""
+    now = timezone.now()
+    report = SyncReport()
+    ids = [row[0] for row in subscriptions]
+    config_by_pk = {config.pk: config for tier_configs in configs.values() for config in tier_configs}
+    existing = {
+        (schedule.subscription_id, schedule.config_id): schedule
+        for schedule in Schedule.objects.filter(subscription_id__in=ids).only(
+            "id", "subscription_id", "config_id", "cron_expression", "timezone", "enabled", "next_run_at"
+        )
+    }
+    to_create: list[Schedule] = []
+    to_update: list[Schedule] = []
+    keep: set[int] = set()
+    for subscription_id, tier, status, tz in subscriptions:
+        if status not in LIVE_STATUSES:
+            continue
+        for config in configs.get(tier, ()):
+            cron = _desired_cron(config, subscription_id)
+            schedule = existing.get((subscription_id, config.pk))
+            if schedule is None:
+                to_create.append(
+                    Schedule(
+                        subscription_id=subscription_id,
+                        config_id=config.pk,
+                        cron_expression=cron,
+                        timezone=tz,
+                        next_run_at=next_run_after(cron, tz, now) if config.enabled else None,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                continue
+            keep.add(schedule.pk)
+            next_run_at = schedule.next_run_at
+            if (schedule.cron_expression, schedule.timezone) != (cron, tz):
+                next_run_at = None  # new timing: count from now
+            if not config.enabled:
+                # A disabled config's schedules have no next run: enabling it starts them from
+                # now, instead of a catch-up run for every tick the operator switched off.
+                next_run_at = None
+            elif schedule.enabled and next_run_at is None:
+                next_run_at = next_run_after(cron, tz, now)
+            if (schedule.cron_expression, schedule.timezone, schedule.next_run_at) != (cron, tz, next_run_at):
+                schedule.cron_expression, schedule.timezone, schedule.next_run_at = cron, tz, next_run_at
+                schedule.updated_at = now
+                to_update.append(schedule)
+    stale = [schedule.pk for schedule in existing.values() if schedule.pk not in keep]
+
+    with transaction.atomic():
+        if stale:
+            # Entries of deleted rows are removed by the post_delete receiver, after commit.
+            Schedule.objects.filter(pk__in=stale).delete()
+        Schedule.objects.bulk_create(to_create, batch_size=2000)
+        Schedule.objects.bulk_update(to_update, ["cron_expression", "timezone", "next_run_at", "updated_at"], 2000)
+    report.created, report.updated, report.deleted = len(to_create), len(to_update), len(stale)
+
+    wanted = {}
+    for schedule in [*to_create, *(s for s in existing.values() if s.pk in keep)]:
+        schedule.config = config_by_pk[schedule.config_id]
+        wanted[schedule.pk] = _entry_wanted(schedule)
+    written, removed = _entries_follow(wanted)
+    report.entries_written += written
+    report.entries_removed += removed
+    return report
+
+
+def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:
+    """Bring entries in line with `wanted` (pk → next run, or None for no entry); return (written, removed)."""
+    if not wanted:
+        return 0, 0
+    state = entries.entries_state(list(wanted))
+    to_write = {
+        pk: at
+        for pk, at in wanted.items()
+        if at is not None and (state[pk] is None or abs(state[pk] - at.timestamp()) > 0.001)
+    }
+    to_remove = [pk for pk, at in wanted.items() if at is None and state[pk] is not None]
+    entries.entries_write(to_write)
+    return len(to_write), entries.entries_remove(to_remove)
+
+
+# --- firing ----------------------------------------------------------------------------
+
+
+@dataclass
+class FireReport:
+    queued: int = 0
+    skipped: int = 0
+    failed: int = 0
+    duplicate: int = 0  # another scheduler made the run for this tick first
+    moved: int = 0  # entries whose row said "not yet": re-scored, nothing fired
+    removed: int = 0  # entries with no enabled row behind them
+
+    def __add__(self, other: FireReport) -> FireReport:
+        return FireReport(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def fired(self) -> int:
+        return self.queued + self.skipped + self.failed
+
+    def __str__(self) -> str:
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self) if getattr(self, f.name))
+
+
+def schedule_fire(schedule_id: int) -> str:
+    """The function an entry names: fire one due schedule (what a stock rq-scheduler runs)."""
+    report = schedules_fire([schedule_id])
+    # A stock scheduler removed the entry when it enqueued us; put it back for the next tick.
+    schedule = Schedule.objects.select_related("config").filter(pk=schedule_id).first()
+    if schedule is not None and _entry_wanted(schedule):
+        entries.entries_write({schedule.pk: schedule.next_run_at})
+    return str(report)
+
+
+def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) -> FireReport:
+    """Fire due schedules in bulk: one run per tick (database-unique), overlap policy, one push.
+
+    Safe to call twice for the same tick, or from two schedulers at once: the second
+    insert of a tick's run is ignored by the (schedule, planned_for) constraint.
+    """
+    now = now or timezone.now()
+    ids = list(dict.fromkeys(schedule_ids))
+    report = FireReport()
+    schedules = {
+        schedule.pk: schedule
+        for schedule in Schedule.objects.filter(pk__in=ids)
+        .select_related("config")
+        .only(
+            "id",
+            "subscription_id",
+            "cron_expression",
+            "timezone",
+            "enabled",
+            "next_run_at",
+            "run_count",
+            "config__id",
+            "config__job_type",
+            "config__frequency",
+            "config__priority",
+            "config__overlap",
+            "config__enabled",
+        )
+    }
+    unwanted = [pk for pk in ids if pk not in schedules or not _entry_wanted(schedules[pk])]
+    report.removed = entries.entries_remove(unwanted)
+    early = {pk: s.next_run_at for pk, s in schedules.items() if _entry_wanted(s) and s.next_run_at > now}
+    entries.entries_move(early)
+    report.moved = len(early)
+    due = [s for s in schedules.values() if _entry_wanted(s) and s.next_run_at <= now]
+    if not due:
+        return report
+
+    busy = set(
+        JobRun.objects.filter(schedule_id__in=[s.pk for s in due], status__in=JobRun.ACTIVE_STATUSES).values_list(
+            "schedule_id", flat=True
+        )
+    )
+    runs: list[JobRun] = []
+    following: dict[int, datetime] = {}
+    for schedule in due:
+        planned, following[schedule.pk] = due_tick(
+            schedule.cron_expression, schedule.timezone, schedule.next_run_at, now
+        )
+        runs.append(_tick_run(schedule, planned, now, overlapping=schedule.pk in busy))
+
+    with transaction.atomic():
+        JobRun.objects.bulk_create(runs, batch_size=2000, ignore_conflicts=True)
+        made = set(JobRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True))
+        runs = [run for run in runs if run.pk in made]
+        report.duplicate = len(due) - len(runs)
+        _record_tick_events(runs, now)
+        to_push = [run for run in runs if run.status == Status.PENDING]
+        for run in runs:
+            schedule = schedules[run.schedule_id]
+            schedule.last_run_id, schedule.last_run_at, schedule.last_status = run.pk, run.planned_for, run.status
+            schedule.run_count += run.status != Status.SKIPPED
+            schedule.next_run_at = following[schedule.pk]
+            schedule.updated_at = now
+        Schedule.objects.bulk_update(
+            [schedules[run.schedule_id] for run in runs],
+            ["last_run_id", "last_run_at", "last_status", "run_count", "next_run_at", "updated_at"],
+            batch_size=2000,
+        )
+        from jobs.services import dispatch_runs
+
+        transaction.on_commit(partial(dispatch_runs, to_push))
+    report.queued = len(to_push)
+    report.skipped = sum(run.status == Status.SKIPPED for run in runs)
+    report.failed = sum(run.status == Status.FAILED for run in runs)
+    entries.entries_move({pk: at for pk, at in following.items()})
+    return report
+
+
+def _tick_run(schedule: Schedule, planned: datetime, now: datetime, *, overlapping: bool) -> JobRun:
+    """The run for one tick: pending, or skipped (overlap), or failed (type missing or payload refused)."""
+    config = schedule.config
+    run = JobRun(
+        job_type=config.job_type,
+        queue=config.priority or "default",
+        trigger=JobRun.Trigger.CRON,
+        subscription_id=schedule.subscription_id,
+        schedule_id=schedule.pk,
+        planned_for=planned,
+        timeout=600,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        job_type = registry.get(config.job_type)
+        tick = ScheduleTick(schedule.subscription_id, planned, config.frequency, schedule.timezone)
+        payload = job_type.validate(job_type.schedule_payload(tick))
+    except (UnknownJobType, PayloadInvalid) as exc:
+        # Visible, not silent: the operator sees which tick could not run and why.
+        run.status, run.finished_at = Status.FAILED, now
+        run.error, run.error_type = str(exc), type(exc).__name__
+        return run
+    run.payload = payload.model_dump(mode="json")
+    run.queue = config.priority or job_type.queue
+    run.timeout, run.max_attempts = job_type.timeout, job_type.max_attempts
+    run.singleton_key = job_type.keys_for(payload)["singleton_key"]
+    if overlapping and config.overlap == SchedulerConfig.Overlap.SKIP:
+        run.status, run.finished_at = Status.SKIPPED, now
+    return run
+
+
+def _record_tick_events(runs: list[JobRun], now: datetime) -> None:
+    messages = {
+        Status.PENDING: "scheduled tick {at}",
+        Status.SKIPPED: "tick {at} skipped: the previous run of this schedule is still active",
+        Status.FAILED: "tick {at} could not run: {error}",
+    }
+    JobEvent.objects.bulk_create(
+        [
+            JobEvent(
+                job_run_id=run.pk,
+                at=now,
+                status=run.status,
+                message=messages[run.status].format(at=run.planned_for.isoformat(), error=run.error),
+            )
+            for run in runs
+        ],
+        batch_size=5000,
+    )
+
+
+# --- runs outside the timing -----------------------------------------------------------
+
+
+def schedule_trigger_now(schedule: Schedule, *, user=None) -> JobRun:
+    """Run a schedule's job now, as a manual run; the schedule's timing stays as it was."""
+    from jobs.services import enqueue
+
+    schedule = Schedule.objects.select_related("config").get(pk=schedule.pk)
+    job_type = registry.get(schedule.config.job_type)
+    tick = ScheduleTick(schedule.subscription_id, None, schedule.config.frequency, schedule.timezone)
+    with transaction.atomic():
+        run = enqueue(
+            job_type.name,
+            job_type.schedule_payload(tick),
+            priority=schedule.config.priority or None,
+            user=user,
+            subscription=schedule.subscription,
+            trigger=JobRun.Trigger.MANUAL,
+        )
+        JobRun.objects.filter(pk=run.pk).update(schedule=schedule)
+    run.schedule = schedule
+    return run
+
+
+def scheduler_config_trigger_count(config: SchedulerConfig) -> int:
+    """How many runs `scheduler_config_trigger_now` would create (for a confirmation page)."""
+    return Subscription.objects.filter(tier=config.tier, status__in=LIVE_STATUSES).count()
+
+
+def scheduler_config_trigger_now(config: SchedulerConfig, *, user=None, batch_size: int = 5000) -> int:
+    """Run a config's job now for every live subscription of its tier (fan-out); return how many."""
+    from jobs.services import EnqueueRequest, enqueue_many
+
+    job_type = registry.get(config.job_type)
+    subscriptions = Subscription.objects.filter(tier=config.tier, status__in=LIVE_STATUSES).order_by("pk")
+    created = 0
+    last_pk = 0
+    while True:
+        batch = list(subscriptions.filter(pk__gt=last_pk).values_list("pk", "timezone")[:batch_size])
+        if not batch:
+            return created
+        requests = [
+            EnqueueRequest(
+                job_type.name,
+                job_type.schedule_payload(ScheduleTick(pk, None, config.frequency, tz)),
+                priority=config.priority or None,
+                user=user,
+                trigger=JobRun.Trigger.MANUAL,
+            )
+            for pk, tz in batch
+        ]
+        with transaction.atomic():
+            runs = enqueue_many(requests)
+            for run, (pk, _) in zip(runs, batch, strict=True):
+                run.subscription_id = pk
+            JobRun.objects.bulk_update(runs, ["subscription"], batch_size=2000)
+        created += len(runs)
+        last_pk = batch[-1][0]
+
+
+def schedule_trigger_event(subscription: Subscription, job_type: str, reason: str) -> JobRun | None:
+    """Real-time monitoring: run `job_type` soon for this subscription because something changed.
+
+    Only when its tier's config for that type runs on change. A burst of edits makes
+    one run: the run waits a few seconds and shares a dedupe key until it starts.
+    """
+    from jobs.services import enqueue
+
+    if subscription.status not in LIVE_STATUSES:
+        return None
+    config = SchedulerConfig.objects.filter(
+        tier=subscription.tier, job_type=job_type, enabled=True, run_on_change=True
+    ).first()
+    if config is None:
+        return None
+    handler = registry.get(job_type)
+    tick = ScheduleTick(subscription.pk, None, config.frequency, subscription.timezone)
+    logger.info("subscription %s: %s on change (%s)", subscription.pk, job_type, reason)
+    return enqueue(
+        job_type,
+        handler.schedule_payload(tick),
+        priority=config.priority or None,
+        delay=timedelta(seconds=settings.JOBS_EVENT_COALESCE_SECONDS),
+        dedupe_key=f"on-change:{subscription.pk}",
+        subscription=subscription,
+        trigger=JobRun.Trigger.EVENT,
+    )
+
+
+# --- the scheduler's own clock ---------------------------------------------------------
+
+HEARTBEAT_KEY = "kordant:scheduler:heartbeat"
+SYSTEM_NEXT_KEY = "kordant:scheduler:system-next"
+# Built-in periodic jobs the scheduler process enqueues itself: (job type, cron in UTC).
+SYSTEM_JOBS = (("jobs.prune", "17 3 * * *"),)
+
+
+def scheduler_heartbeat_write(name: str, *, last_pass_seconds: float, fired: int, connection=None) -> None:
+    """Say the scheduler is alive and what its last pass did; the key expires if it stops."""
+    connection = connection or entries.redis_connection()
+    connection.hset(
+        HEARTBEAT_KEY,
+        mapping={"at": time.time(), "name": name, "last_pass_seconds": last_pass_seconds, "fired": fired},
+    )
+    connection.expire(HEARTBEAT_KEY, 300)
+
+
+def system_jobs_enqueue_due(*, now: datetime | None = None, connection=None) -> list[str]:
+    """Enqueue the built-in periodic jobs whose time has come; return their names."""
+    from jobs.services import enqueue
+
+    now = now or timezone.now()
+    connection = connection or entries.redis_connection()
+    started = []
+    for name, cron in SYSTEM_JOBS:
+        due_at = connection.hget(SYSTEM_NEXT_KEY, name)
+        next_at = next_run_after(cron, "UTC", now)
+        if due_at is None:
+            connection.hset(SYSTEM_NEXT_KEY, name, next_at.timestamp())
+            continue
+        if float(due_at) > now.timestamp():
+            continue
+        try:
+            enqueue(name, {}, dedupe_key=f"system:{name}", trigger=JobRun.Trigger.SYSTEM)
+        except redis.RedisError:
+            continue
+        connection.hset(SYSTEM_NEXT_KEY, name, next_at.timestamp())
+        started.append(name)
+    return started

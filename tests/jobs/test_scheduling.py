@@ -1,0 +1,487 @@
+"""Tier schedules: rows and entries follow subscriptions and configs; ticks become runs."""
+
+import importlib
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from rq_scheduler import Scheduler
+
+from jobs import entries
+from jobs.models import JobRun, Schedule, SchedulerConfig
+from jobs.registry import Payload
+from jobs.scheduler import KordantScheduler
+from jobs.scheduling import (
+    HEARTBEAT_KEY,
+    schedule_set_enabled,
+    schedule_trigger_event,
+    schedule_trigger_now,
+    scheduler_config_trigger_now,
+    schedules_fire,
+    schedules_sync_all,
+    system_jobs_enqueue_due,
+)
+from jobs.worker import JSONJob
+from kordant.models import Subscription
+from tests.factories import SubscriptionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DEFAULTS = importlib.import_module("jobs.migrations.0003_default_tier_configs").DEFAULTS
+START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+class SubscriptionPayload(Payload):
+    subscription_id: int
+
+
+@pytest.fixture(autouse=True)
+def default_configs():
+    """The design's tier table (transactional tests flush what the data migration made)."""
+    for tier, job_type, frequency, run_on_change, description in DEFAULTS:
+        SchedulerConfig.objects.get_or_create(
+            tier=tier,
+            job_type=job_type,
+            defaults={"frequency": frequency, "run_on_change": run_on_change, "description": description},
+        )
+
+
+@pytest.fixture
+def traveller():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def ping_config():
+    """A schedulable type with a real handler: Plus gets an hourly ping at minute 0."""
+    return SchedulerConfig.objects.create(tier="plus", job_type="jobs.ping", cron_expression="0 * * * *")
+
+
+def schedules_of(subscription):
+    return {s.config.job_type: s for s in Schedule.objects.filter(subscription=subscription).select_related("config")}
+
+
+def entry_score(redis_conn, schedule):
+    return redis_conn.zscore(entries.SCHEDULED_KEY, schedule.entry_id)
+
+
+def ping_schedule(subscription):
+    return Schedule.objects.get(subscription=subscription, config__job_type="jobs.ping")
+
+
+# --- rows and entries follow subscriptions ---------------------------------------------
+
+
+def test_premium_subscription_gets_exactly_its_tiers_schedules_and_entries(redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="premium", timezone="America/New_York")
+
+    schedules = schedules_of(subscription)
+    assert set(schedules) == {"darkwatch.scan", "hometitle.scan", "reports.generate"}
+    for schedule in schedules.values():
+        assert schedule.timezone == "America/New_York" and schedule.next_run_at > START
+        assert entry_score(redis_conn, schedule) == schedule.next_run_at.timestamp()
+        assert redis_conn.hget(f"rq:job:{schedule.entry_id}", "data") is not None
+    assert schedules["darkwatch.scan"].cron_expression.endswith(" * * * *")  # hourly, spread minute
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 3
+
+
+def test_tier_change_replaces_the_schedules(redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="premium")
+    old = schedules_of(subscription)
+
+    subscription.tier = Subscription.Tier.BASIC
+    subscription.save()
+
+    new = schedules_of(subscription)
+    assert set(new) == {"darkwatch.scan", "hometitle.scan"}
+    assert all(s.config.tier == "basic" for s in new.values())
+    assert new["darkwatch.scan"].cron_expression.split()[2] != "*"  # monthly: a day of the month
+    assert not any(entry_score(redis_conn, s) for s in old.values())
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 2
+    assert not redis_conn.exists(*(f"rq:job:{s.entry_id}" for s in old.values()))
+
+
+def test_cancelling_removes_schedules_and_entries(redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="plus")
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 3
+
+    subscription.status = Subscription.Status.CANCELLED
+    subscription.save()
+
+    assert not Schedule.objects.exists()
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 0
+    assert not redis_conn.keys("rq:job:schedule-*")
+
+
+def test_past_due_keeps_its_schedules(traveller):
+    subscription = SubscriptionFactory(tier="plus")
+    subscription.status = Subscription.Status.PAST_DUE
+    subscription.save()
+    assert len(schedules_of(subscription)) == 3
+
+
+def test_deleting_a_subscription_removes_schedules_and_entries(redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="premium")
+    SubscriptionFactory(tier="basic")
+
+    subscription.delete()
+
+    assert set(Schedule.objects.values_list("config__tier", flat=True)) == {"basic"}
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 2
+
+
+def test_timezone_change_moves_the_next_run(traveller):
+    subscription = SubscriptionFactory(tier="premium", timezone="UTC")
+    before = schedules_of(subscription)["hometitle.scan"]
+    subscription.timezone = "Asia/Tokyo"
+    subscription.save()
+    after = schedules_of(subscription)["hometitle.scan"]
+    assert after.pk == before.pk and after.timezone == "Asia/Tokyo"
+    assert after.next_run_at != before.next_run_at
+
+
+# --- configs ---------------------------------------------------------------------------
+
+
+def test_disabling_a_config_removes_the_tiers_entries_and_enabling_restores_them(redis_conn, traveller):
+    subscriptions = [SubscriptionFactory(tier="plus") for _ in range(3)]
+    SubscriptionFactory(tier="basic")
+    config = SchedulerConfig.objects.get(tier="plus", job_type="darkwatch.scan")
+    scans = [schedules_of(s)["darkwatch.scan"] for s in subscriptions]
+
+    config.enabled = False
+    config.save()
+    assert not any(entry_score(redis_conn, s) for s in scans)
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 3 * 2 + 2  # the rest stay
+
+    traveller.shift(timedelta(days=30))  # enabling later starts from now, no catch-up burst
+    config.enabled = True
+    config.save()
+    for schedule in scans:
+        schedule.refresh_from_db()
+        assert schedule.next_run_at > timezone.now()
+        assert entry_score(redis_conn, schedule) == schedule.next_run_at.timestamp()
+
+
+def test_editing_a_configs_frequency_resyncs_its_tier(traveller):
+    subscription = SubscriptionFactory(tier="plus")
+    config = SchedulerConfig.objects.get(tier="plus", job_type="hometitle.scan")
+    config.frequency = "daily"
+    config.save()
+    assert schedules_of(subscription)["hometitle.scan"].cron_expression.split()[2:] == ["*", "*", "*"]
+
+
+def test_a_large_tier_resyncs_as_a_background_job(settings, traveller, run_worker):
+    settings.JOBS_SYNC_INLINE_LIMIT = 1
+    subscriptions = [SubscriptionFactory(tier="basic") for _ in range(2)]
+    config = SchedulerConfig.objects.get(tier="basic", job_type="darkwatch.scan")
+    config.frequency = "weekly"
+    config.save()
+    run = JobRun.objects.get(job_type="jobs.sync_tier")
+    assert run.payload == {"tier": "basic"}
+    assert schedules_of(subscriptions[0])["darkwatch.scan"].cron_expression.split()[4] == "*"  # not yet
+
+    run_worker()
+
+    assert all(schedules_of(s)["darkwatch.scan"].cron_expression.split()[4] != "*" for s in subscriptions)
+    run.refresh_from_db()
+    assert run.status == "completed"
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "every hour", "* * *"])
+def test_invalid_cron_is_refused_with_a_field_error(cron):
+    config = SchedulerConfig(tier="plus", job_type="jobs.ping", cron_expression=cron)
+    with pytest.raises(ValidationError) as error:
+        config.full_clean()
+    assert "cron_expression" in error.value.message_dict
+    with pytest.raises(ValidationError):
+        config.save()
+    assert not SchedulerConfig.objects.filter(job_type="jobs.ping").exists()
+
+
+def test_a_config_needs_exactly_one_of_frequency_and_cron():
+    with pytest.raises(ValidationError, match="either a frequency or a cron"):
+        SchedulerConfig(tier="plus", job_type="jobs.ping").save()
+    with pytest.raises(ValidationError, match="either a frequency or a cron"):
+        SchedulerConfig(tier="plus", job_type="jobs.ping", frequency="daily", cron_expression="0 * * * *").save()
+
+
+def test_unknown_timezone_on_a_schedule_is_refused(traveller):
+    schedule = next(iter(schedules_of(SubscriptionFactory(tier="basic")).values()))
+    schedule.timezone = "Mars/Olympus_Mons"
+    with pytest.raises(ValidationError) as error:
+        schedule.full_clean()
+    assert "timezone" in error.value.message_dict
+    with pytest.raises(ValidationError):
+        schedule.save()
+
+
+# --- firing ----------------------------------------------------------------------------
+
+
+def test_a_due_entry_makes_one_cron_run_that_a_worker_completes(redis_conn, traveller, ping_config, run_worker):
+    subscription = SubscriptionFactory(tier="plus")
+    schedule = ping_schedule(subscription)
+    assert schedule.next_run_at == START + timedelta(hours=1)
+
+    traveller.move_to(schedule.next_run_at + timedelta(seconds=1))
+    report = KordantScheduler(connection=redis_conn).fire_due()
+    assert report.queued == 1
+
+    run = JobRun.objects.get(schedule=schedule)
+    assert run.trigger == "cron" and run.planned_for == START + timedelta(hours=1)
+    assert run.subscription_id == subscription.pk
+    run_worker()
+    run.refresh_from_db()
+    assert run.status == "completed"
+    assert run.result == {"message": f"scheduled ping for subscription {subscription.pk}"}
+    schedule.refresh_from_db()
+    assert (schedule.last_run_id, schedule.last_run_at, schedule.run_count) == (run.pk, run.planned_for, 1)
+    assert schedule.next_run_at == START + timedelta(hours=2)
+    assert entry_score(redis_conn, schedule) == schedule.next_run_at.timestamp()
+
+
+def test_an_entry_not_yet_due_by_its_row_is_only_moved(redis_conn, traveller, ping_config):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    redis_conn.zadd(entries.SCHEDULED_KEY, {schedule.entry_id: START.timestamp() - 60})  # a stale, early score
+
+    report = KordantScheduler(connection=redis_conn).fire_due()
+
+    assert report.moved == 1 and report.fired == 0
+    assert not JobRun.objects.exists()
+    assert entry_score(redis_conn, schedule) == schedule.next_run_at.timestamp()
+
+
+def test_the_same_tick_fired_twice_makes_one_run(redis_conn, traveller, ping_config):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    tick = schedule.next_run_at
+    traveller.move_to(tick + timedelta(seconds=1))
+
+    first = schedules_fire([schedule.pk])
+    # A second scheduler that read the row before the first one moved it fires the same tick.
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=tick)
+    second = schedules_fire([schedule.pk])
+
+    assert (first.queued, second.queued, second.duplicate) == (1, 0, 1)
+    assert JobRun.objects.filter(schedule=schedule).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite serialises writers; PostgreSQL races in CI")
+def test_two_schedulers_racing_on_the_same_ticks_make_one_run_each(redis_conn, traveller, ping_config):
+    schedules = [ping_schedule(SubscriptionFactory(tier="plus")) for _ in range(20)]
+    traveller.move_to(START + timedelta(hours=1, seconds=1))
+    barrier = threading.Barrier(2)
+
+    def fire():
+        barrier.wait()
+        try:
+            schedules_fire([s.pk for s in schedules])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fire) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert JobRun.objects.filter(trigger="cron").count() == 20
+    assert sum(s.run_count for s in Schedule.objects.filter(config=ping_config)) == 20
+
+
+def test_overlap_skip_records_a_skipped_run_while_the_previous_is_active(redis_conn, traveller, ping_config):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    scheduler = KordantScheduler(connection=redis_conn)
+    traveller.move_to(START + timedelta(hours=1, seconds=1))
+    scheduler.fire_due()  # queued, no worker runs it
+    traveller.move_to(START + timedelta(hours=2, seconds=1))
+
+    report = scheduler.fire_due()
+
+    assert report.skipped == 1
+    runs = list(JobRun.objects.filter(schedule=schedule).order_by("planned_for"))
+    assert [r.status for r in runs] == ["queued", "skipped"]
+    assert "still active" in runs[1].events.get().message
+    schedule.refresh_from_db()
+    assert (schedule.last_status, schedule.run_count) == ("skipped", 1)
+    assert redis_conn.llen("rq:queue:default") == 1
+
+
+def test_overlap_allow_runs_alongside(redis_conn, traveller, ping_config):
+    ping_config.overlap = SchedulerConfig.Overlap.ALLOW
+    ping_config.save()
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    scheduler = KordantScheduler(connection=redis_conn)
+    for hour in (1, 2):
+        traveller.move_to(START + timedelta(hours=hour, seconds=1))
+        scheduler.fire_due()
+    assert list(JobRun.objects.filter(schedule=schedule).values_list("status", flat=True)) == ["queued", "queued"]
+
+
+def test_catch_up_after_three_missed_ticks_makes_one_run(redis_conn, traveller, ping_config):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    # The scheduler was down through 13:00, 14:00 and 15:00.
+    traveller.move_to(START + timedelta(hours=3, minutes=30))
+
+    report = KordantScheduler(connection=redis_conn).fire_due()
+
+    assert report.queued == 1
+    run = JobRun.objects.get(schedule=schedule)
+    assert run.planned_for == START + timedelta(hours=3)
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == START + timedelta(hours=4)
+
+
+def test_a_tick_of_an_uninstalled_job_type_fails_visibly(redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="basic")
+    schedule = schedules_of(subscription)["darkwatch.scan"]
+    traveller.move_to(schedule.next_run_at + timedelta(seconds=1))
+
+    report = schedules_fire([schedule.pk])
+
+    run = JobRun.objects.get(schedule=schedule)
+    assert report.failed == 1 and run.status == "failed" and run.error_type == "UnknownJobType"
+    assert "darkwatch.scan" in run.error
+    schedule.refresh_from_db()
+    assert schedule.next_run_at > timezone.now()
+
+
+def test_an_entry_without_its_row_is_dropped(redis_conn, traveller):
+    entries.entries_write({999_999: START - timedelta(minutes=1)})
+    report = KordantScheduler(connection=redis_conn).fire_due()
+    assert report.removed == 1
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 0
+
+
+def test_stock_rq_scheduler_fires_the_same_entries_through_a_worker(redis_conn, traveller, ping_config, run_worker):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    traveller.move_to(schedule.next_run_at + timedelta(seconds=1))
+
+    Scheduler(connection=redis_conn, job_class=JSONJob).enqueue_jobs()  # stock: enqueues FIRE
+    run_worker("high")  # the worker runs jobs.scheduling.schedule_fire(pk)
+
+    run = JobRun.objects.get(schedule=schedule)
+    assert (run.trigger, run.status, run.planned_for) == ("cron", "queued", START + timedelta(hours=1))
+    schedule.refresh_from_db()
+    assert (
+        entry_score(redis_conn, schedule)
+        == schedule.next_run_at.timestamp()
+        == (START + timedelta(hours=2)).timestamp()
+    )
+
+
+def test_a_burst_bigger_than_a_batch_fires_everything_once(redis_conn, traveller, ping_config):
+    for _ in range(7):
+        SubscriptionFactory(tier="plus")
+    traveller.move_to(START + timedelta(hours=1, seconds=1))
+    scheduler = KordantScheduler(connection=redis_conn)
+    scheduler.fire_batch = 3
+
+    report = scheduler.fire_due()
+
+    assert report.queued == 7
+    assert JobRun.objects.filter(trigger="cron").count() == 7
+
+
+# --- repair ----------------------------------------------------------------------------
+
+
+def test_sync_schedules_restores_every_entry_after_a_flush(redis_conn, traveller, capsys):
+    for tier in ("basic", "plus", "premium", "premium"):
+        SubscriptionFactory(tier=tier)
+    expected = {s.entry_id: s.next_run_at.timestamp() for s in Schedule.objects.all()}
+    redis_conn.flushdb()
+
+    call_command("sync_schedules")
+    assert "Repaired" in capsys.readouterr().out
+
+    restored = dict(redis_conn.zrange(entries.SCHEDULED_KEY, 0, -1, withscores=True))
+    assert {k.decode(): v for k, v in restored.items()} == expected
+    assert schedules_sync_all().changed is False  # idempotent
+
+
+def test_sync_schedules_catches_bulk_updates_that_bypass_signals(redis_conn, traveller):
+    subscriptions = [SubscriptionFactory(tier="plus") for _ in range(3)]
+    Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]).update(tier="basic")  # no signals
+
+    report = schedules_sync_all()
+
+    assert (report.created, report.deleted) == (6, 9)
+    assert set(Schedule.objects.values_list("config__tier", flat=True)) == {"basic"}
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 6
+
+
+def test_pausing_a_schedule_removes_its_entry_and_resuming_restores_it(redis_conn, traveller):
+    schedule = schedules_of(SubscriptionFactory(tier="basic"))["hometitle.scan"]
+    schedule_set_enabled(schedule, False)
+    assert entry_score(redis_conn, schedule) is None
+    schedule_set_enabled(schedule, True)
+    schedule.refresh_from_db()
+    assert entry_score(redis_conn, schedule) == schedule.next_run_at.timestamp()
+    assert schedules_sync_all().changed is False
+
+
+# --- manual and on-change runs ---------------------------------------------------------
+
+
+def test_manual_trigger_leaves_the_timing_alone(redis_conn, traveller, ping_config, run_worker):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    before = schedule.next_run_at
+
+    run = schedule_trigger_now(schedule)
+    run_worker()
+
+    run.refresh_from_db()
+    assert (run.trigger, run.status, run.schedule_id) == ("manual", "completed", schedule.pk)
+    schedule.refresh_from_db()
+    assert (schedule.next_run_at, schedule.run_count) == (before, 0)
+    assert entry_score(redis_conn, schedule) == before.timestamp()
+
+
+def test_run_now_for_a_whole_tier_fans_out(redis_conn, traveller, ping_config):
+    subscriptions = [SubscriptionFactory(tier="plus") for _ in range(5)]
+    SubscriptionFactory(tier="plus", status="cancelled")
+
+    assert scheduler_config_trigger_now(ping_config) == 5
+
+    runs = JobRun.objects.filter(trigger="manual", job_type="jobs.ping")
+    assert sorted(runs.values_list("subscription_id", flat=True)) == sorted(s.pk for s in subscriptions)
+    assert redis_conn.llen("rq:queue:default") == 5
+
+
+def test_a_burst_of_edits_makes_one_real_time_run(traveller, monkeypatch):
+    from jobs.registry import JobType, registry
+
+    # darkwatch.scan's real handler arrives with the scanners issue; its registration here is
+    # only what schedule_trigger_event needs to validate a payload, and the run is never executed.
+    monkeypatch.setitem(registry._types, "darkwatch.scan", JobType("darkwatch.scan", print, SubscriptionPayload))
+    premium = SubscriptionFactory(tier="premium")
+    runs = {schedule_trigger_event(premium, "darkwatch.scan", f"item {n} added").pk for n in range(3)}
+    assert len(runs) == 1
+    run = JobRun.objects.get()
+    assert (run.trigger, run.subscription_id) == ("event", premium.pk)
+    assert run.scheduled_for == START + timedelta(seconds=5)
+    assert schedule_trigger_event(SubscriptionFactory(tier="basic"), "darkwatch.scan", "edit") is None
+
+
+# --- the scheduler's own clock ---------------------------------------------------------
+
+
+def test_prune_is_enqueued_once_a_day(redis_conn, traveller):
+    assert system_jobs_enqueue_due() == []  # first pass only sets the clock
+    traveller.move_to(datetime(2026, 6, 2, 3, 17, 1, tzinfo=UTC))
+    assert system_jobs_enqueue_due() == ["jobs.prune"]
+    assert system_jobs_enqueue_due() == []
+    assert JobRun.objects.get(job_type="jobs.prune").trigger == "system"
+
+
+def test_every_pass_writes_a_heartbeat(redis_conn, traveller):
+    KordantScheduler(connection=redis_conn).enqueue_jobs()
+    beat = redis_conn.hgetall(HEARTBEAT_KEY)
+    assert float(beat[b"at"]) == START.timestamp() and b"last_pass_seconds" in beat
+    assert redis_conn.ttl(HEARTBEAT_KEY) > 0
