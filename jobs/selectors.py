@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.db.models import Count, Min, Q
@@ -10,6 +11,7 @@ from django.utils import timezone
 from jobs import dispatch
 from jobs.models import JobRun
 from jobs.registry import QUEUES
+from jobs.scheduling import HEARTBEAT_KEY
 
 Status = JobRun.Status
 
@@ -70,3 +72,16 @@ def oldest_queued_age() -> timedelta | None:
         .aggregate(oldest=Min("enqueued_at"))["oldest"]
     )
     return now - oldest if oldest else None
+
+
+def scheduler_heartbeat(*, connection=None) -> dict | None:
+    """The scheduler's last heartbeat (age in seconds, its name, last pass), or None if none is live."""
+    beat = (connection or dispatch.redis_connection()).hgetall(HEARTBEAT_KEY)
+    if not beat:
+        return None
+    return {
+        "age_seconds": max(0.0, time.time() - float(beat[b"at"])),
+        "name": beat[b"name"].decode(),
+        "last_pass_seconds": float(beat[b"last_pass_seconds"]),
+        "fired": int(beat[b"fired"]),
+    }

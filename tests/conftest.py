@@ -51,11 +51,11 @@ def database_url_for_children() -> str:
 
 
 @pytest.fixture
-def worker_process(transactional_db, settings):
-    """Start `manage.py rqworker critical high default low` as a real process."""
+def manage_process(transactional_db, settings):
+    """Start `manage.py <command>` as a real process on the test database and Redis."""
     started = []
 
-    def start(*extra_args: str) -> subprocess.Popen:
+    def start(*args: str) -> subprocess.Popen:
         env = {
             **os.environ,
             "DATABASE_URL": database_url_for_children(),
@@ -64,7 +64,7 @@ def worker_process(transactional_db, settings):
             "PYTHONPATH": str(ROOT),
         }
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", *QUEUES, *extra_args],
+            [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -78,4 +78,13 @@ def worker_process(transactional_db, settings):
     for process in started:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+
+
+@pytest.fixture
+def worker_process(manage_process):
+    """Start `manage.py rqworker critical high default low` as a real process."""
+
+    def start(*extra_args: str) -> subprocess.Popen:
+        return manage_process("rqworker", *QUEUES, *extra_args)
+
+    return start

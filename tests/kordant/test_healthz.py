@@ -7,7 +7,15 @@ from kordant.embedded_redis import EmbeddedRedis, free_port
 def test_ok_when_database_and_redis_answer(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "redis": "ok"}
+    assert response.json() == {"database": "ok", "redis": "ok", "scheduler": "missing: no heartbeat"}
+
+
+@pytest.mark.django_db
+def test_reports_the_schedulers_heartbeat(client, redis_conn):
+    from jobs.scheduling import scheduler_heartbeat_write
+
+    scheduler_heartbeat_write("s1", last_pass_seconds=0.01, fired=0)
+    assert client.get("/healthz").json()["scheduler"] == "ok"
 
 
 @pytest.mark.django_db

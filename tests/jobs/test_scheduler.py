@@ -1,0 +1,40 @@
+"""Plain `manage.py rqscheduler`, as a real process, runs KordantScheduler on time."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import entries
+from jobs.models import JobRun, Schedule, SchedulerConfig
+from jobs.scheduling import HEARTBEAT_KEY
+from tests.factories import SubscriptionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for_heartbeat(redis_conn, process, timeout=30.0):
+    """Wait until the scheduler process has finished its start-up sync and a first pass."""
+    deadline = time.monotonic() + timeout
+    while not redis_conn.exists(HEARTBEAT_KEY):
+        assert process.poll() is None, process.stdout.read().decode()
+        assert time.monotonic() < deadline, "the scheduler wrote no heartbeat"
+        time.sleep(0.05)
+
+
+def test_plain_rqscheduler_fires_a_due_schedule_within_two_seconds(manage_process, redis_conn):
+    SchedulerConfig.objects.create(tier="plus", job_type="jobs.ping", cron_expression="* * * * *")
+    schedule = Schedule.objects.get(subscription=SubscriptionFactory(tier="plus"), config__job_type="jobs.ping")
+    process = manage_process("rqscheduler")
+    wait_for_heartbeat(redis_conn, process)
+
+    due = timezone.now() + timedelta(seconds=1)
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=due)
+    entries.entries_write({schedule.pk: due})
+    popped = redis_conn.blpop(["rq:queue:default"], timeout=20)
+
+    assert popped is not None, "the scheduler did not fire the schedule"
+    run = JobRun.objects.get(pk=popped[1].decode())
+    assert (run.trigger, run.schedule_id, run.planned_for) == ("cron", schedule.pk, due)
+    assert run.created_at - due < timedelta(seconds=2)
