@@ -13,7 +13,6 @@ Entries are derived from the database and can always be rebuilt (`sync_schedules
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -31,17 +30,6 @@ FIRE_QUEUE = "high"
 _JOB_KEY = "rq:job:"
 
 
-def _hash(pk: int) -> dict[str, str]:
-    return {
-        # RQ's JSON job data: (function, instance, args, kwargs), stored uncompressed.
-        "data": json.dumps([FIRE, None, [pk], {}], separators=(",", ":")),
-        "origin": FIRE_QUEUE,
-        "status": "scheduled",
-        # rq-scheduler's own cron entries keep their hash between ticks the same way.
-        "result_ttl": "-1",
-    }
-
-
 def pk_of(entry_id: str | bytes) -> int | None:
     """The schedule pk an entry id names, or None for an entry that is not a schedule's."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -51,16 +39,42 @@ def pk_of(entry_id: str | bytes) -> int | None:
     return int(number) if number.isdigit() else None
 
 
+# Writing and checking entries in Redis itself: one command per batch instead of two
+# per entry, which is most of the cost of syncing 100,000 schedules from Python.
+_WRITE_SCRIPT = """
+-- ARGV: the function, its queue, then pk, score, pk, score, ...
+-- The hash is RQ's own job format with JSON data: (function, instance, args, kwargs).
+for i = 3, #ARGV, 2 do
+    local pk = ARGV[i]
+    redis.call('HSET', 'rq:job:schedule-' .. pk,
+        'data', '["' .. ARGV[1] .. '",null,[' .. pk .. '],{}]', 'origin', ARGV[2],
+        'status', 'scheduled', 'result_ttl', '-1')
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], 'schedule-' .. pk)
+end
+return (#ARGV - 2) / 2
+"""
+_STATE_SCRIPT = """
+local scores = {}
+for i, pk in ipairs(ARGV) do
+    local score = false
+    if redis.call('EXISTS', 'rq:job:schedule-' .. pk) == 1 then
+        score = redis.call('ZSCORE', KEYS[1], 'schedule-' .. pk)
+    end
+    scores[i] = score
+end
+return scores
+"""
+_BATCH = 5000
+
+
 def entries_write(next_runs: dict[int, datetime], *, connection=None) -> None:
-    """Create or move entries: the hash and the sorted-set score, in one pipeline."""
-    if not next_runs:
-        return
+    """Create or move entries: the hash and the sorted-set score."""
     connection = connection or redis_connection()
-    pipe = connection.pipeline(transaction=False)
-    for pk in next_runs:
-        pipe.hset(_JOB_KEY + schedule_entry_id(pk), mapping=_hash(pk))
-    pipe.zadd(SCHEDULED_KEY, {schedule_entry_id(pk): at.timestamp() for pk, at in next_runs.items()})
-    pipe.execute()
+    items = list(next_runs.items())
+    write = connection.register_script(_WRITE_SCRIPT)
+    for start in range(0, len(items), _BATCH):
+        pairs = [value for pk, at in items[start : start + _BATCH] for value in (pk, repr(at.timestamp()))]
+        write(keys=[SCHEDULED_KEY], args=[FIRE, FIRE_QUEUE, *pairs])
 
 
 def entries_move(next_runs: dict[int, datetime], *, connection=None) -> None:
@@ -86,16 +100,14 @@ def entries_remove(pks: Iterable[int], *, connection=None) -> int:
 
 def entries_state(pks: list[int], *, connection=None) -> dict[int, float | None]:
     """Each schedule's entry score, or None when the entry (score or hash) is missing."""
-    if not pks:
-        return {}
     connection = connection or redis_connection()
-    ids = [schedule_entry_id(pk) for pk in pks]
-    pipe = connection.pipeline(transaction=False)
-    pipe.zmscore(SCHEDULED_KEY, ids)
-    for entry_id in ids:
-        pipe.exists(_JOB_KEY + entry_id)
-    scores, *exists = pipe.execute()
-    return {pk: score if present else None for pk, score, present in zip(pks, scores, exists, strict=True)}
+    state = connection.register_script(_STATE_SCRIPT)
+    scores: dict[int, float | None] = {}
+    for start in range(0, len(pks), _BATCH):
+        batch = pks[start : start + _BATCH]
+        for pk, score in zip(batch, state(keys=[SCHEDULED_KEY], args=batch), strict=True):
+            scores[pk] = float(score) if score is not None else None
+    return scores
 
 
 def entry_pks(*, connection=None, batch: int = 10_000) -> set[int]:

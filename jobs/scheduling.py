@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import entries
+from jobs.bulk import bulk_insert, bulk_insert_new, bulk_insert_with_ids, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import PayloadInvalid, UnknownJobType
 from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
@@ -220,16 +221,28 @@ def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[Sche
         if stale:
             # Entries of deleted rows are removed by the post_delete receiver, after commit.
             Schedule.objects.filter(pk__in=stale).delete()
-        Schedule.objects.bulk_create(to_create, batch_size=2000)
-        Schedule.objects.bulk_update(to_update, ["cron_expression", "timezone", "next_run_at", "updated_at"], 2000)
+        bulk_insert_with_ids(Schedule, to_create)
+        bulk_update_rows(
+            Schedule,
+            ["cron_expression", "timezone", "next_run_at", "updated_at"],
+            [(s.pk, s.cron_expression, s.timezone, s.next_run_at, s.updated_at) for s in to_update],
+        )
     report.created, report.updated, report.deleted = len(to_create), len(to_update), len(stale)
 
-    wanted = {}
-    for schedule in [*to_create, *(s for s in existing.values() if s.pk in keep)]:
+    # New rows have new pks, so no entry to check first: write theirs straight away.
+    fresh = {}
+    for schedule in to_create:
         schedule.config = config_by_pk[schedule.config_id]
-        wanted[schedule.pk] = _entry_wanted(schedule)
+        if at := _entry_wanted(schedule):
+            fresh[schedule.pk] = at
+    entries.entries_write(fresh)
+    wanted = {}
+    for schedule in existing.values():
+        if schedule.pk in keep:
+            schedule.config = config_by_pk[schedule.config_id]
+            wanted[schedule.pk] = _entry_wanted(schedule)
     written, removed = _entries_follow(wanted)
-    report.entries_written += written
+    report.entries_written += len(fresh) + written
     report.entries_removed += removed
     return report
 
@@ -334,22 +347,26 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
         runs.append(_tick_run(schedule, planned, now, overlapping=schedule.pk in busy))
 
     with transaction.atomic():
-        JobRun.objects.bulk_create(runs, batch_size=2000, ignore_conflicts=True)
-        made = set(JobRun.objects.filter(pk__in=[run.pk for run in runs]).values_list("pk", flat=True))
+        made = bulk_insert_new(JobRun, runs)
         runs = [run for run in runs if run.pk in made]
         report.duplicate = len(due) - len(runs)
         _record_tick_events(runs, now)
         to_push = [run for run in runs if run.status == Status.PENDING]
-        for run in runs:
-            schedule = schedules[run.schedule_id]
-            schedule.last_run_id, schedule.last_run_at, schedule.last_status = run.pk, run.planned_for, run.status
-            schedule.run_count += run.status != Status.SKIPPED
-            schedule.next_run_at = following[schedule.pk]
-            schedule.updated_at = now
-        Schedule.objects.bulk_update(
-            [schedules[run.schedule_id] for run in runs],
-            ["last_run_id", "last_run_at", "last_status", "run_count", "next_run_at", "updated_at"],
-            batch_size=2000,
+        bulk_update_rows(
+            Schedule,
+            ["last_run", "last_run_at", "last_status", "run_count", "next_run_at", "updated_at"],
+            [
+                (
+                    run.schedule_id,
+                    run.pk,
+                    run.planned_for,
+                    run.status,
+                    schedules[run.schedule_id].run_count + (run.status != Status.SKIPPED),
+                    following[run.schedule_id],
+                    now,
+                )
+                for run in runs
+            ],
         )
         from jobs.services import dispatch_runs
 
@@ -399,7 +416,8 @@ def _record_tick_events(runs: list[JobRun], now: datetime) -> None:
         Status.SKIPPED: "tick {at} skipped: the previous run of this schedule is still active",
         Status.FAILED: "tick {at} could not run: {error}",
     }
-    JobEvent.objects.bulk_create(
+    bulk_insert(
+        JobEvent,
         [
             JobEvent(
                 job_run_id=run.pk,
@@ -409,7 +427,6 @@ def _record_tick_events(runs: list[JobRun], now: datetime) -> None:
             )
             for run in runs
         ],
-        batch_size=5000,
     )
 
 
