@@ -123,32 +123,32 @@ def bulk_update_rows(model: type[models.Model], field_names: list[str], rows: li
             )
 
 
-def bulk_insert_with_ids(model: type[models.Model], objs: list[models.Model]) -> None:
-    """Insert new objects whose integer primary keys the database assigns, and set those keys on them.
+def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[tuple]) -> list:
+    """Insert rows given as tuples of column values (every column but an integer primary key);
+    return the primary keys the database assigned, in order.
 
     On PostgreSQL the keys are drawn from the table's sequence in one query and the rows
-    COPYed; elsewhere bulk_create does both.
+    COPYed, with no model instances at all; elsewhere bulk_create does both.
     """
-    if not objs:
-        return
+    if not rows:
+        return []
     connection = connections[router.db_for_write(model)]
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs, batch_size=2000)
-        return
     meta = model._meta
+    if connection.vendor != "postgresql":
+        objs = [model(**dict(zip(attnames, row, strict=True))) for row in rows]
+        model.objects.bulk_create(objs, batch_size=2000)
+        return [obj.pk for obj in objs]
+    fields_by_attname = {field.attname: field for field in meta.concrete_fields}
+    columns = ", ".join(
+        connection.ops.quote_name(fields_by_attname[name].column) for name in [meta.pk.attname, *attnames]
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(objs)],
+            [meta.db_table, meta.pk.column, len(rows)],
         )
-        for obj, (pk,) in zip(objs, cursor.fetchall(), strict=True):
-            obj.pk = pk
-    fields = list(meta.concrete_fields)
-    readers = [_column_value(field, connection) for field in fields]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy,
-    ):
-        for obj in objs:
-            copy.write_row([read(obj) for read in readers])
+        pks = [pk for (pk,) in cursor.fetchall()]
+        with cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for pk, row in zip(pks, rows, strict=True):
+                copy.write_row((pk, *row))
+    return pks

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import django_rq
+from django.conf import settings
 from rq import Queue
 
 RUNNER = "jobs.runner.execute"
@@ -40,8 +41,21 @@ class Dispatch:
         return cls(str(run.pk), run.queue, run.timeout, run.next_attempt_at or run.scheduled_for)
 
 
+_clients: dict[str, object] = {}
+
+
 def redis_connection():
-    return django_rq.get_connection("default")
+    """This process's Redis client for the configured queues, with its connection pool.
+
+    django_rq builds a new client, pool and socket on every call, which cost a
+    subscription save four connects; one client per configuration is reused instead
+    (redis-py pools reconnect by themselves after a fork).
+    """
+    key = repr(sorted(settings.RQ_QUEUES["default"].items()))
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = django_rq.get_connection("default")
+    return client
 
 
 def get_queue(name: str, connection=None) -> Queue:

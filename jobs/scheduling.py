@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import dispatch, entries
-from jobs.bulk import bulk_insert, bulk_insert_new, bulk_insert_with_ids, bulk_update_rows
+from jobs.bulk import bulk_insert, bulk_insert_new, bulk_insert_values, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import PayloadInvalid, UnknownJobType
 from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
@@ -167,84 +167,79 @@ def _entry_wanted(schedule: Schedule):
     return None
 
 
+# Columns written for a new schedule, in this order (tuples, not model instances: a sync
+# of 100,000 subscriptions creates several hundred thousand rows).
+_NEW_SCHEDULE_FIELDS = [
+    "subscription_id",
+    "config_id",
+    "cron_expression",
+    "timezone",
+    "enabled",
+    "next_run_at",
+    "last_run_at",
+    "run_count",
+    "last_status",
+    "last_run_id",
+    "created_at",
+    "updated_at",
+]
+
+
 def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]]) -> SyncReport:
-    """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and one pipeline."""
+    """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and Redis calls."""
     now = timezone.now()
-    report = SyncReport()
     ids = [row[0] for row in subscriptions]
-    config_by_pk = {config.pk: config for tier_configs in configs.values() for config in tier_configs}
+    # (subscription, config) -> (pk, cron, timezone, enabled, next run)
     existing = {
-        (schedule.subscription_id, schedule.config_id): schedule
-        for schedule in Schedule.objects.filter(subscription_id__in=ids).only(
-            "id", "subscription_id", "config_id", "cron_expression", "timezone", "enabled", "next_run_at"
+        (subscription_id, config_id): rest
+        for subscription_id, config_id, *rest in Schedule.objects.filter(subscription_id__in=ids).values_list(
+            "subscription_id", "config_id", "id", "cron_expression", "timezone", "enabled", "next_run_at"
         )
     }
-    to_create: list[Schedule] = []
-    to_update: list[Schedule] = []
-    keep: set[int] = set()
+    to_create: list[tuple] = []
+    to_update: list[tuple] = []
+    wanted: dict[int, datetime | None] = {}  # existing pk -> when its entry should fire, or None
     for subscription_id, tier, status, tz in subscriptions:
         if status not in LIVE_STATUSES:
             continue
         for config in configs.get(tier, ()):
             cron = _desired_cron(config, subscription_id)
-            schedule = existing.get((subscription_id, config.pk))
-            if schedule is None:
-                to_create.append(
-                    Schedule(
-                        subscription_id=subscription_id,
-                        config_id=config.pk,
-                        cron_expression=cron,
-                        timezone=tz,
-                        next_run_at=next_run_after(cron, tz, now) if config.enabled else None,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+            found = existing.pop((subscription_id, config.pk), None)
+            if found is None:
+                next_run_at = next_run_after(cron, tz, now) if config.enabled else None
+                to_create.append((subscription_id, config.pk, cron, tz, True, next_run_at, None, 0, "", None, now, now))
                 continue
-            keep.add(schedule.pk)
-            next_run_at = schedule.next_run_at
-            if (schedule.cron_expression, schedule.timezone) != (cron, tz):
-                next_run_at = None  # new timing: count from now
+            pk, old_cron, old_tz, enabled, old_next = found
+            next_run_at = old_next if (old_cron, old_tz) == (cron, tz) else None  # new timing: count from now
             if not config.enabled:
                 # A disabled config's schedules have no next run: enabling it starts them from
                 # now, instead of a catch-up run for every tick the operator switched off.
                 next_run_at = None
-            elif schedule.enabled and next_run_at is None:
+            elif enabled and next_run_at is None:
                 next_run_at = next_run_after(cron, tz, now)
-            if (schedule.cron_expression, schedule.timezone, schedule.next_run_at) != (cron, tz, next_run_at):
-                schedule.cron_expression, schedule.timezone, schedule.next_run_at = cron, tz, next_run_at
-                schedule.updated_at = now
-                to_update.append(schedule)
-    stale = [schedule.pk for schedule in existing.values() if schedule.pk not in keep]
+            if (old_cron, old_tz, old_next) != (cron, tz, next_run_at):
+                to_update.append((pk, cron, tz, next_run_at, now))
+            wanted[pk] = next_run_at if enabled and config.enabled else None
+    stale = [found[0] for found in existing.values()]  # rows no config of the tier wants any more
 
     with transaction.atomic():
         if stale:
             # Entries of deleted rows are removed by the post_delete receiver, after commit.
             Schedule.objects.filter(pk__in=stale).delete()
-        bulk_insert_with_ids(Schedule, to_create)
-        bulk_update_rows(
-            Schedule,
-            ["cron_expression", "timezone", "next_run_at", "updated_at"],
-            [(s.pk, s.cron_expression, s.timezone, s.next_run_at, s.updated_at) for s in to_update],
-        )
-    report.created, report.updated, report.deleted = len(to_create), len(to_update), len(stale)
+        new_pks = bulk_insert_values(Schedule, _NEW_SCHEDULE_FIELDS, to_create)
+        bulk_update_rows(Schedule, ["cron_expression", "timezone", "next_run_at", "updated_at"], to_update)
 
-    # New rows have new pks, so no entry to check first: write theirs straight away.
-    fresh = {}
-    for schedule in to_create:
-        schedule.config = config_by_pk[schedule.config_id]
-        if at := _entry_wanted(schedule):
-            fresh[schedule.pk] = at
+    # New rows have new pks, so there is no entry to check first: write theirs straight away.
+    fresh = {pk: row[5] for pk, row in zip(new_pks, to_create, strict=True) if row[5] is not None}
     entries.entries_write(fresh)
-    wanted = {}
-    for schedule in existing.values():
-        if schedule.pk in keep:
-            schedule.config = config_by_pk[schedule.config_id]
-            wanted[schedule.pk] = _entry_wanted(schedule)
     written, removed = _entries_follow(wanted)
-    report.entries_written += len(fresh) + written
-    report.entries_removed += removed
-    return report
+    return SyncReport(
+        created=len(to_create),
+        updated=len(to_update),
+        deleted=len(stale),
+        entries_written=len(fresh) + written,
+        entries_removed=removed,
+    )
 
 
 def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:
