@@ -110,6 +110,11 @@ def entries_state(pks: list[int], *, connection=None) -> dict[int, float | None]
     return scores
 
 
+def entry_count(*, connection=None) -> int:
+    """Members of rq-scheduler's set: schedule entries and any other rq-scheduler jobs."""
+    return (connection or redis_connection()).zcard(SCHEDULED_KEY)
+
+
 def entry_pks(*, connection=None, batch: int = 10_000) -> set[int]:
     """Every schedule pk that has an entry in the sorted set."""
     connection = connection or redis_connection()

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 
 import redis
 from django.conf import settings
@@ -86,11 +86,12 @@ def schedules_sync_all(*, batch_size: int = 5000, progress: Callable | None = No
     """Rebuild every schedule and entry from the database; report what had to change."""
     report = _sync_in_batches(Subscription.objects.all(), batch_size=batch_size, progress=progress)
     # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
-    wanted = set(
-        Schedule.objects.filter(enabled=True, config__enabled=True).values_list("pk", flat=True).iterator(10_000)
-    )
-    stray = entries.entry_pks() - wanted
-    report.entries_removed += entries.entries_remove(stray)
+    # Every wanted entry is in place now, so if the set holds no more members than
+    # that, there is nothing stray and no need to read 100,000 members back.
+    live = Schedule.objects.filter(enabled=True, config__enabled=True, next_run_at__isnull=False)
+    if entries.entry_count() > live.count():
+        stray = entries.entry_pks() - set(live.values_list("pk", flat=True).iterator(10_000))
+        report.entries_removed += entries.entries_remove(stray)
     return report
 
 
@@ -188,6 +189,8 @@ _NEW_SCHEDULE_FIELDS = [
 def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]]) -> SyncReport:
     """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and Redis calls."""
     now = timezone.now()
+    # Many subscriptions share a (cron, zone) pair, e.g. every hourly one at minute 7 in UTC.
+    next_run = lru_cache(maxsize=None)(partial(_next_run_after_now, now=now))
     ids = [row[0] for row in subscriptions]
     # (subscription, config) -> (pk, cron, timezone, enabled, next run)
     existing = {
@@ -206,7 +209,7 @@ def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[Sche
             cron = _desired_cron(config, subscription_id)
             found = existing.pop((subscription_id, config.pk), None)
             if found is None:
-                next_run_at = next_run_after(cron, tz, now) if config.enabled else None
+                next_run_at = next_run(cron, tz) if config.enabled else None
                 to_create.append((subscription_id, config.pk, cron, tz, True, next_run_at, None, 0, "", None, now, now))
                 continue
             pk, old_cron, old_tz, enabled, old_next = found
@@ -216,7 +219,7 @@ def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[Sche
                 # now, instead of a catch-up run for every tick the operator switched off.
                 next_run_at = None
             elif enabled and next_run_at is None:
-                next_run_at = next_run_after(cron, tz, now)
+                next_run_at = next_run(cron, tz)
             if (old_cron, old_tz, old_next) != (cron, tz, next_run_at):
                 to_update.append((pk, cron, tz, next_run_at, now))
             wanted[pk] = next_run_at if enabled and config.enabled else None
@@ -240,6 +243,10 @@ def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[Sche
         entries_written=len(fresh) + written,
         entries_removed=removed,
     )
+
+
+def _next_run_after_now(cron: str, tz: str, *, now: datetime) -> datetime:
+    return next_run_after(cron, tz, now)
 
 
 def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:

@@ -485,3 +485,13 @@ def test_every_pass_writes_a_heartbeat(redis_conn, traveller):
     beat = redis_conn.hgetall(HEARTBEAT_KEY)
     assert float(beat[b"at"]) == START.timestamp() and b"last_pass_seconds" in beat
     assert redis_conn.ttl(HEARTBEAT_KEY) > 0
+
+
+def test_sync_schedules_removes_entries_whose_row_is_gone(redis_conn, traveller):
+    SubscriptionFactory(tier="basic")
+    entries.entries_write({424_242: START + timedelta(hours=1)})  # e.g. a row deleted with raw SQL
+
+    report = schedules_sync_all()
+
+    assert report.entries_removed == 1
+    assert entries.entry_pks() == set(Schedule.objects.values_list("pk", flat=True))
