@@ -106,9 +106,8 @@ def bulk_update_rows(model: type[models.Model], field_names: list[str], rows: li
                 arrays = ", ".join(
                     f"unnest(%s::{field.db_type(connection)}[]) AS c{i}" for i, field in enumerate(fields)
                 )
-                params = [
-                    [field.get_db_prep_save(row[i], connection) for row in batch] for i, field in enumerate(fields)
-                ]
+                # psycopg adapts the Python values (int, str, UUID, aware datetime) itself.
+                params = [[row[i] for row in batch] for i in range(len(fields))]
                 cursor.execute(f"UPDATE {table} SET {assignments} FROM (SELECT {arrays}) AS v {where}", params)
                 continue
             placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -123,9 +122,11 @@ def bulk_update_rows(model: type[models.Model], field_names: list[str], rows: li
             )
 
 
-def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: list[tuple]) -> list:
+def bulk_insert_values(
+    model: type[models.Model], attnames: list[str], rows: list[tuple], *, returning: bool = True
+) -> list:
     """Insert rows given as tuples of column values (every column but an integer primary key);
-    return the primary keys the database assigned, in order.
+    return the primary keys the database assigned, in order (or [] when not `returning`).
 
     On PostgreSQL the keys are drawn from the table's sequence in one query and the rows
     COPYed, with no model instances at all; elsewhere bulk_create does both.
@@ -137,18 +138,19 @@ def bulk_insert_values(model: type[models.Model], attnames: list[str], rows: lis
     if connection.vendor != "postgresql":
         objs = [model(**dict(zip(attnames, row, strict=True))) for row in rows]
         model.objects.bulk_create(objs, batch_size=2000)
-        return [obj.pk for obj in objs]
+        return [obj.pk for obj in objs] if returning else []
     fields_by_attname = {field.attname: field for field in meta.concrete_fields}
-    columns = ", ".join(
-        connection.ops.quote_name(fields_by_attname[name].column) for name in [meta.pk.attname, *attnames]
-    )
+    names = [meta.pk.attname, *attnames] if returning else attnames
+    columns = ", ".join(connection.ops.quote_name(fields_by_attname[name].column) for name in names)
+    pks: list = []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, len(rows)],
-        )
-        pks = [pk for (pk,) in cursor.fetchall()]
+        if returning:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(rows)],
+            )
+            pks = [pk for (pk,) in cursor.fetchall()]
         with cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for pk, row in zip(pks, rows, strict=True):
-                copy.write_row((pk, *row))
+            for index, row in enumerate(rows):
+                copy.write_row((pks[index], *row) if returning else row)
     return pks

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import dispatch, entries
-from jobs.bulk import bulk_insert, bulk_insert_new, bulk_insert_values, bulk_update_rows
+from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import PayloadInvalid, UnknownJobType
 from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
@@ -432,17 +432,21 @@ def _record_tick_events(runs: list[JobRun], now: datetime) -> None:
         Status.SKIPPED: "tick {at} skipped: the previous run of this schedule is still active",
         Status.FAILED: "tick {at} could not run: {error}",
     }
-    bulk_insert(
+    bulk_insert_values(
         JobEvent,
+        ["job_run_id", "at", "status", "attempt", "worker", "message"],
         [
-            JobEvent(
-                job_run_id=run.pk,
-                at=now,
-                status=run.status,
-                message=messages[run.status].format(at=run.planned_for.isoformat(), error=run.error),
+            (
+                run.pk,
+                now,
+                run.status,
+                0,
+                "",
+                messages[run.status].format(at=run.planned_for.isoformat(), error=run.error),
             )
             for run in runs
         ],
+        returning=False,
     )
 
 
