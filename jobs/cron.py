@@ -49,12 +49,13 @@ def spread_cron(frequency: str, subscription_id: int, job_type: str) -> str:
     phase = zlib.crc32(job_type.encode()) / 2**32
     slot = int(((subscription_id * _GOLDEN + phase) % 1.0) * _PERIOD_MINUTES[frequency])
     minute, hour, day = slot % 60, slot // 60 % 24, slot // (24 * 60)
-    return {
-        "hourly": f"{minute} * * * *",
-        "daily": f"{minute} {hour} * * *",
-        "weekly": f"{minute} {hour} * * {day}",  # cron weekday: 0 is Sunday
-        "monthly": f"{minute} {hour} {day + 1} * *",
-    }[frequency]
+    if frequency == "hourly":
+        return f"{minute} * * * *"
+    if frequency == "daily":
+        return f"{minute} {hour} * * *"
+    if frequency == "weekly":
+        return f"{minute} {hour} * * {day}"  # cron weekday: 0 is Sunday
+    return f"{minute} {hour} {day + 1} * *"
 
 
 @lru_cache(maxsize=1024)
