@@ -495,3 +495,11 @@ def test_sync_schedules_removes_entries_whose_row_is_gone(redis_conn, traveller)
 
     assert report.entries_removed == 1
     assert entries.entry_pks() == set(Schedule.objects.values_list("pk", flat=True))
+
+
+def test_deleting_a_config_removes_its_schedules_and_entries(redis_conn, traveller):
+    subscriptions = [SubscriptionFactory(tier="plus") for _ in range(2)]
+    SchedulerConfig.objects.get(tier="plus", job_type="reports.generate").delete()
+
+    assert all(set(schedules_of(s)) == {"darkwatch.scan", "hometitle.scan"} for s in subscriptions)
+    assert entries.entry_pks() == set(Schedule.objects.values_list("pk", flat=True))
