@@ -17,12 +17,12 @@ from bench.__main__ import ROOT
 QUEUES = ["default"]
 
 
-def _worker(worker_class: str, count: int = 1) -> float:
+def _worker(worker_class: str, count: int = 1, extra_args: tuple[str, ...] = ()) -> float:
     """Start `count` burst workers on the default queue and wait until all exit; return wall seconds."""
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", *QUEUES, "--burst", "--worker-class", worker_class],
+            [sys.executable, "manage.py", "rqworker", *QUEUES, "--burst", "--worker-class", worker_class, *extra_args],
             cwd=ROOT,
             env={**os.environ, "LOG_LEVEL": "WARNING"},
             stdout=subprocess.DEVNULL,
@@ -48,7 +48,19 @@ def _plain_rq(n: int, worker_class: str) -> float:
     with connection.pipeline() as pipe:
         queue.enqueue_many([Queue.prepare_data("bench.noop.noop", args=(i,)) for i in range(n)], pipeline=pipe)
         pipe.execute()
-    return n / (time.perf_counter() - started + _worker(worker_class))
+    # The stock job class too: settings.RQ's JSON one cannot read pickled jobs, and every
+    # job would fail instead of running.
+    elapsed = time.perf_counter() - started + _worker(worker_class, extra_args=("--job-class", "rq.job.Job"))
+    _check_plain_jobs_ran(queue, n)
+    return n / elapsed
+
+
+def _check_plain_jobs_ran(queue, n: int) -> None:
+    from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+    finished, failed = FinishedJobRegistry(queue=queue).count, FailedJobRegistry(queue=queue).count
+    if finished != n:
+        raise RuntimeError(f"plain RQ finished {finished} of {n} jobs ({failed} failed)")
 
 
 def _kordant(n: int, worker_class: str, workers: int = 1) -> float:
