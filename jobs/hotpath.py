@@ -13,6 +13,7 @@ Other databases take the ORM path in jobs/services.py, in one transaction each.
 """
 
 import json
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -54,22 +55,54 @@ def available() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _relax_commit(cursor) -> None:
-    if settings.JOBS_ASYNC_COMMIT:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+# Sent after the statement in the same query string: a multi-statement query runs as one
+# implicit transaction that commits after its last statement, so this still relaxes the
+# statement's commit, and the cursor's first result stays the statement's own.
+RELAX_COMMIT = "; SET LOCAL synchronous_commit TO OFF"
+
+
+@contextmanager
+def _cursor_for(sql: str):
+    """A cursor that has run `sql` with relaxed commit, in as few round trips as possible."""
+    with connection.cursor() as cursor:
+        if not settings.JOBS_ASYNC_COMMIT or connection.in_atomic_block:
+            # Inside a caller's transaction, relaxing would relax the caller's commit too.
+            yield cursor, sql
+        elif not connection.settings_dict["OPTIONS"].get("server_side_binding"):
+            # Client-side binding sends one simple query, which may hold several statements.
+            yield cursor, sql + RELAX_COMMIT
+        else:
+            with transaction.atomic():
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                yield cursor, sql
 
 
 def claim(run_id, worker: str, now) -> JobRun | None:
-    with transaction.atomic(), connection.cursor() as cursor:
-        _relax_commit(cursor)
-        rows = list(JobRun.objects.raw(CLAIM_SQL, {"id": run_id, "worker": worker, "now": now}))
-    return rows[0] if rows else None
+    params = {"id": run_id, "worker": worker, "now": now}
+    with _cursor_for(CLAIM_SQL) as (cursor, sql):
+        cursor.execute(sql, params)
+        columns = [column.name for column in cursor.description]
+        row = cursor.fetchone()
+    return None if row is None else _run_from_row(columns, row)
+
+
+def _run_from_row(columns: list[str], row: tuple) -> JobRun:
+    """A JobRun from a `RETURNING *` row, whatever order the table's columns are in."""
+    by_column = dict(zip(columns, row, strict=True))
+    fields = JobRun._meta.concrete_fields
+    values = []
+    for field in fields:
+        value = by_column[field.column]
+        for converter in field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        values.append(value)
+    return JobRun.from_db(connection.alias, [field.attname for field in fields], values)
 
 
 def complete(run_id, result, worker: str, now) -> bool:
-    with transaction.atomic(), connection.cursor() as cursor:
-        _relax_commit(cursor)
-        cursor.execute(COMPLETE_SQL, {"id": run_id, "result": json.dumps(result), "worker": worker, "now": now})
+    params = {"id": run_id, "result": json.dumps(result), "worker": worker, "now": now}
+    with _cursor_for(COMPLETE_SQL) as (cursor, sql):
+        cursor.execute(sql, params)
         return cursor.rowcount == 1
 
 
@@ -82,7 +115,7 @@ RETURNING id, attempt
 
 def mark_queued(ids: list[str], from_statuses, now) -> list[tuple]:
     """Mark runs that reached Redis as queued, in one statement; return (id, attempt) of those changed."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        _relax_commit(cursor)
-        cursor.execute(MARK_QUEUED_SQL, {"ids": ids, "from_statuses": list(from_statuses), "now": now})
+    params = {"ids": ids, "from_statuses": list(from_statuses), "now": now}
+    with _cursor_for(MARK_QUEUED_SQL) as (cursor, sql):
+        cursor.execute(sql, params)
         return cursor.fetchall()
