@@ -17,6 +17,19 @@ class ScopedLogger(logging.LoggerAdapter):
         return f"{self.extra['scope']} {msg}", kwargs
 
 
+def run_logger(run: JobRun, worker: str) -> ScopedLogger:
+    """The job type's logger, with every line saying which worker, job type and run."""
+    return ScopedLogger(logging.getLogger(f"jobs.{run.job_type}"), {"scope": f"[{worker}][{run.job_type}:{run.pk}]"})
+
+
+def cancel_reason(run_id) -> str:
+    """A fresh look at the row: the reason the run was cancelled, or "" if it was not."""
+    row = JobRun.objects.filter(pk=run_id).values_list("cancel_requested_at", "cancel_reason").first()
+    if row is None or row[0] is None:
+        return ""
+    return row[1] or "cancelled"
+
+
 class JobContext:
     """What a handler gets besides its payload: progress, cancellation and a scoped logger."""
 
@@ -25,9 +38,7 @@ class JobContext:
         self.job_run_id = run.pk
         self.attempt = run.attempt
         self.worker = worker
-        self.log = ScopedLogger(
-            logging.getLogger(f"jobs.{run.job_type}"), {"scope": f"[{worker}][{run.job_type}:{run.pk}]"}
-        )
+        self.log = run_logger(run, worker)
         self._last_progress_write = 0.0
         self._last_cancel_poll = 0.0
         self._cancelled = False
@@ -56,10 +67,7 @@ class JobContext:
 
     def cancel_reason(self) -> str:
         """A fresh look at the row: the reason the run was cancelled, or "" if it was not."""
-        row = JobRun.objects.filter(pk=self.job_run_id).values_list("cancel_requested_at", "cancel_reason").first()
-        if row is None or row[0] is None:
-            return ""
-        return row[1] or "cancelled"
+        return cancel_reason(self.job_run_id)
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled:

@@ -4,6 +4,7 @@ Set in settings.RQ, so plain `manage.py rqworker critical high default low` uses
 """
 
 import logging
+import tempfile
 
 from django.db import close_old_connections, connections
 from rq import SimpleWorker, Worker
@@ -48,12 +49,69 @@ class KordantWorkerMixin:
 
 
 class KordantWorker(KordantWorkerMixin, Worker):
-    """The forking worker used in production."""
+    """The forking worker used in production.
 
-    def fork_work_horse(self, job, queue):
-        # A child must never share the parent's database socket.
-        connections.close_all()
-        super().fork_work_horse(job, queue)
+    Opening a database connection costs more than a short job, and a work horse lives
+    for one job only. So this long-lived parent claims each run before it forks and
+    records the outcome after the horse exits, on the one connection it keeps; the
+    horse only runs the handler (jobs/runner.py, `Handoff`).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Where each work horse reports its outcome; truncated before every job, and open
+        # as long as the worker lives (the operating system removes it at exit).
+        self._outbox = tempfile.TemporaryFile()  # noqa: SIM115
+        self._handoff = None
+
+    def execute_job(self, job, queue):
+        self._handoff = self._hand_off(job)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            handoff, self._handoff = self._handoff, None
+            if handoff is not None:
+                handoff.finish()
+
+    def _hand_off(self, job):
+        from jobs import runner
+        from jobs.dispatch import RUNNER
+
+        try:
+            is_run = job.func_name == RUNNER and len(job.args) == 1 and not job.kwargs
+        except Exception:  # undecodable job data: let the horse fail it the way RQ does
+            return None
+        return runner.hand_off(job.args[0], self.name, self._outbox) if is_run else None
+
+    def main_work_horse(self, job, queue):
+        _set_aside_inherited_db_connections()
+        super().main_work_horse(job, queue)
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
+        # The horse may have reported its outcome before it was killed: that outcome stands.
+        if self._handoff is not None:
+            self._handoff.settle()
+        super().handle_job_failure(
+            job, queue, started_job_registry=started_job_registry, exc_string=exc_string, execution=execution
+        )
+
+
+# Keeps the parent's connection objects alive in a work horse: see below.
+_inherited_db_connections = []
+
+
+def _set_aside_inherited_db_connections() -> None:
+    """In a new work horse: make Django open a connection of its own if the handler needs one.
+
+    The parent's connection must not be used here, nor closed: closing sends PostgreSQL a
+    Terminate on the socket both processes share, which would end the parent's session.
+    Holding a reference means it is never finalised either; a horse leaves by os._exit,
+    which runs no finalisers.
+    """
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is not None:
+            _inherited_db_connections.append(connection.connection)
+            connection.connection = None
 
 
 class KordantSimpleWorker(KordantWorkerMixin, SimpleWorker):

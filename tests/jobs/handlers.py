@@ -86,3 +86,13 @@ def stubborn(ctx, payload):
     connection.rpush(started_key(payload.name), str(ctx.job_run_id))
     connection.blpop([release_key(payload.name)], timeout=int(payload.seconds))
     return {"finished": True}
+
+
+class SizePayload(Payload):
+    size: int
+
+
+@job_type("tests.big", payload=SizePayload, queue="default")
+def big(ctx, payload):
+    """A result larger than a pipe's buffer: a forking worker's horse must still hand it over."""
+    return {"data": "x" * payload.size}

@@ -85,6 +85,29 @@ def test_plain_rqworker_runs_jobs_with_no_extra_flags(worker_process):
     assert run.status == "completed" and run.result == {"message": "from a real worker"}
 
 
+def test_forking_worker_records_what_each_work_horse_reports(worker_process, redis_conn):
+    # The parent claims and records; horses that touch the database open their own connection.
+    redis_conn.rpush(release_key("progress"), "go")
+    progress = enqueue("tests.block", {"name": "progress"})  # reads ctx.cancelled, writes progress
+    big = enqueue("tests.big", {"size": 200_000})
+    failing = enqueue("tests.fail", {"message": "provider down"})
+    cancelled = enqueue("tests.block", {"name": "never"})
+    job_run_cancel(cancelled, reason="changed my mind")  # its RQ job is still queued
+
+    worker = worker_process("--burst")
+    assert worker.wait(60) == 0, worker.stdout.read().decode()
+
+    for run in (progress, big, failing, cancelled):
+        run.refresh_from_db()
+    assert (progress.status, progress.progress_message) == ("completed", "released")
+    assert progress.result == {"released": True}
+    assert big.status == "completed" and big.result == {"data": "x" * 200_000}
+    assert (failing.status, failing.attempt, failing.error_type) == ("retrying", 1, "RuntimeError")
+    assert "RuntimeError: provider down" in failing.traceback
+    assert (cancelled.status, cancelled.attempt) == ("cancelled", 0)
+    assert [event.status for event in big.events.all()] == ["pending", "queued", "running", "completed"]
+
+
 @pytest.mark.django_db
 def test_jobs_the_scheduler_creates_are_json_too(redis_conn):
     from django_rq import get_scheduler
