@@ -6,7 +6,6 @@ than the database's own work for wide rows; fan-out of 10,000 runs felt it.
 
 from collections.abc import Callable
 from typing import Any
-
 from django.db import connections, models, router, transaction
 
 
@@ -42,21 +41,23 @@ def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> None:
             copy.write_row([read(obj) for read in readers])
 
 
-def bulk_insert_new(model: type[models.Model], objs: list[models.Model]) -> set:
-    """Insert objects with Python-side primary keys, skipping any a unique constraint refuses.
+def bulk_insert_new(model: type[models.Model], rows: list[dict[str, Any]]) -> set:
+    """Insert rows given as {attname: value} for every column, skipping any a unique constraint refuses.
 
     Returns the primary keys actually inserted. On PostgreSQL the rows are COPYed into a
-    temporary table and moved with one INSERT ... ON CONFLICT DO NOTHING RETURNING.
+    temporary table and moved with one INSERT ... ON CONFLICT DO NOTHING RETURNING; no
+    model instance is built (for 10,000 runs that was a fifth of a scheduler pass).
     """
-    if not objs:
+    if not rows:
         return set()
     connection = connections[router.db_for_write(model)]
     pk = model._meta.pk
     if connection.vendor != "postgresql":
+        objs = [model(**row) for row in rows]
         model.objects.bulk_create(objs, batch_size=2000, ignore_conflicts=True)
         return set(model.objects.filter(pk__in=[obj.pk for obj in objs]).values_list("pk", flat=True))
     fields = list(model._meta.concrete_fields)
-    readers = [_column_value(field, connection) for field in fields]
+    json_fields = [field for field in fields if isinstance(field, models.JSONField)]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     staging = connection.ops.quote_name(f"staging_{model._meta.db_table}")
@@ -65,8 +66,10 @@ def bulk_insert_new(model: type[models.Model], objs: list[models.Model]) -> set:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
         cursor.execute(f"TRUNCATE {staging}")
         with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row([read(obj) for read in readers])
+            for row in rows:
+                for field in json_fields:
+                    row = {**row, field.attname: field.get_db_prep_save(row[field.attname], connection)}
+                copy.write_row([row[field.attname] for field in fields])
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
             f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(pk.column)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -345,7 +346,7 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
             "schedule_id", flat=True
         )
     )
-    runs: list[JobRun] = []
+    runs: list[dict] = []  # JobRun columns by attname: 10,000 model instances would cost more
     following: dict[int, datetime] = {}
     for schedule in due:
         planned, following[schedule.pk] = due_tick(
@@ -355,7 +356,7 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
 
     with transaction.atomic():
         made = bulk_insert_new(JobRun, runs)
-        runs = [run for run in runs if run.pk in made]
+        runs = [run for run in runs if run["id"] in made]
         report.duplicate = len(due) - len(runs)
         _record_tick_events(runs, now)
         bulk_update_rows(
@@ -363,70 +364,81 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
             ["last_run", "last_run_at", "last_status", "run_count", "next_run_at", "updated_at"],
             [
                 (
-                    run.schedule_id,
-                    run.pk,
-                    run.planned_for,
-                    run.status,
-                    schedules[run.schedule_id].run_count + (run.status != Status.SKIPPED),
-                    following[run.schedule_id],
+                    run["schedule_id"],
+                    run["id"],
+                    run["planned_for"],
+                    run["status"],
+                    schedules[run["schedule_id"]].run_count + (run["status"] != Status.SKIPPED),
+                    following[run["schedule_id"]],
                     now,
                 )
                 for run in runs
             ],
         )
-        to_push = [run for run in runs if run.status == Status.QUEUED]
+        to_push = [run for run in runs if run["status"] == Status.QUEUED]
         transaction.on_commit(partial(_push, to_push))
     report.queued = len(to_push)
-    report.skipped = sum(run.status == Status.SKIPPED for run in runs)
-    report.failed = sum(run.status == Status.FAILED for run in runs)
+    report.skipped = sum(run["status"] == Status.SKIPPED for run in runs)
+    report.failed = sum(run["status"] == Status.FAILED for run in runs)
     entries.entries_move(following)
     return report
 
 
-def _push(runs: list[JobRun]) -> None:
+def _push(runs: list[dict]) -> None:
     # Tick runs are written as queued, saving a second write of every row; if Redis
     # refuses them now, the recovery pass pushes queued runs it cannot find there.
     try:
-        dispatch.push([dispatch.Dispatch.of(run) for run in runs])
+        dispatch.push([dispatch.Dispatch(str(run["id"]), run["queue"], run["timeout"]) for run in runs])
     except (redis.RedisError, OSError) as exc:
         logger.warning("Redis unavailable, %d tick run(s) wait for the recovery pass: %s", len(runs), exc)
 
 
-def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapping: bool) -> JobRun:
-    """The run for one tick: queued, or skipped (overlap), or failed (type missing or payload refused)."""
+@lru_cache(maxsize=1)
+def _run_defaults() -> dict:
+    """Every JobRun column at its model default, by attname."""
+    return {field.attname: field.get_default() for field in JobRun._meta.concrete_fields}
+
+
+def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapping: bool) -> dict:
+    """The run for one tick, as columns: queued, or skipped (overlap), or failed (type missing or payload refused)."""
     config = schedule.config
-    run = JobRun(
-        job_type=config.job_type,
-        status=Status.QUEUED,
-        queue=config.priority or "default",
-        trigger=JobRun.Trigger.CRON,
-        subscription_id=schedule.subscription_id,
-        schedule_id=schedule.pk,
-        planned_for=planned,
-        timeout=600,
-        created_at=now,
-        enqueued_at=now,
-        updated_at=now,
-    )
+    run = {
+        **_run_defaults(),
+        "id": uuid.uuid4(),
+        "job_type": config.job_type,
+        "status": Status.QUEUED,
+        "queue": config.priority or "default",
+        "trigger": JobRun.Trigger.CRON,
+        "subscription_id": schedule.subscription_id,
+        "schedule_id": schedule.pk,
+        "planned_for": planned,
+        "timeout": 600,
+        "created_at": now,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
     try:
         job_type = registry.get(config.job_type)
         tick = ScheduleTick(schedule.subscription_id, planned, config.frequency, schedule.timezone)
         payload = job_type.validate(job_type.schedule_payload(tick))
     except (UnknownJobType, PayloadInvalid) as exc:
         # Visible, not silent: the operator sees which tick could not run and why.
-        run.status, run.finished_at, run.enqueued_at = Status.FAILED, now, None
-        run.error, run.error_type = str(exc), type(exc).__name__
+        run.update(status=Status.FAILED, finished_at=now, enqueued_at=None, error=str(exc))
+        run["error_type"] = type(exc).__name__
         return run
-    run.payload = payload.model_dump(mode="json")
-    run.queue = config.priority or job_type.queue
-    run.timeout, run.max_attempts = job_type.timeout, job_type.max_attempts
-    run.singleton_key = job_type.keys_for(payload)["singleton_key"]
+    run.update(
+        payload=payload.model_dump(mode="json"),
+        queue=config.priority or job_type.queue,
+        timeout=job_type.timeout,
+        max_attempts=job_type.max_attempts,
+        singleton_key=job_type.keys_for(payload)["singleton_key"],
+    )
     if overlapping and config.overlap == SchedulerConfig.Overlap.SKIP:
-        run.status, run.finished_at, run.enqueued_at = Status.SKIPPED, now, None
+        run.update(status=Status.SKIPPED, finished_at=now, enqueued_at=None)
     return run
 
 
-def _record_tick_events(runs: list[JobRun], now: datetime) -> None:
+def _record_tick_events(runs: list[dict], now: datetime) -> None:
     messages = {
         Status.QUEUED: "queued for tick {at}",
         Status.SKIPPED: "tick {at} skipped: the previous run of this schedule is still active",
@@ -437,12 +449,12 @@ def _record_tick_events(runs: list[JobRun], now: datetime) -> None:
         ["job_run_id", "at", "status", "attempt", "worker", "message"],
         [
             (
-                run.pk,
+                run["id"],
                 now,
-                run.status,
+                run["status"],
                 0,
                 "",
-                messages[run.status].format(at=run.planned_for.isoformat(), error=run.error),
+                messages[run["status"]].format(at=run["planned_for"].isoformat(), error=run["error"]),
             )
             for run in runs
         ],
