@@ -6,6 +6,7 @@ than the database's own work for wide rows; fan-out of 10,000 runs felt it.
 
 from collections.abc import Callable
 from typing import Any
+
 from django.db import connections, models, router, transaction
 
 
