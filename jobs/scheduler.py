@@ -3,15 +3,18 @@
 At start it rebuilds every schedule entry from the database. Each pass, under
 rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py),
 hands any other rq-scheduler job to the stock path, moves due delayed runs (delay/at,
-retries) to their queues, enqueues the built-in periodic jobs, runs the recovery pass
-once a minute and writes a heartbeat. Long passes renew the lock batch by batch, so a
-burst of 100,000 due schedules cannot let a second scheduler in halfway.
+retries) to their queues, enqueues the built-in periodic jobs, copies finished runs'
+outcomes onto their schedules, runs the recovery pass once a minute and writes a
+heartbeat. Long passes renew the lock batch by batch, so a burst of 100,000 due
+schedules cannot let a second scheduler in halfway.
 """
 
 import logging
 import time
+from datetime import timedelta
 
 from django.db import close_old_connections
+from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq_scheduler import Scheduler
 
@@ -20,6 +23,7 @@ from jobs.scheduling import (
     FireReport,
     scheduler_heartbeat_write,
     schedules_fire,
+    schedules_record_outcomes,
     schedules_sync_all,
     system_jobs_enqueue_due,
 )
@@ -56,6 +60,8 @@ class KordantScheduler(Scheduler):
             if moved:
                 logger.info("moved %d due run(s) to their queues", moved)
             system_jobs_enqueue_due()
+            # A minute of overlap: a run's commit can land after the pass that started next.
+            schedules_record_outcomes(since=timezone.now() - timedelta(minutes=1))
             if time.monotonic() - self._last_recovery >= self.recovery_every:
                 self._last_recovery = time.monotonic()
                 report = job_runs_recover()

@@ -19,6 +19,7 @@ from functools import lru_cache, partial
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from jobs import dispatch, entries
@@ -89,6 +90,7 @@ def schedules_sync_all(*, batch_size: int = 5000, progress: Callable | None = No
     # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
     # Every wanted entry is in place now, so if the set holds no more members than
     # that, there is nothing stray and no need to read 100,000 members back.
+    schedules_record_outcomes()
     live = Schedule.objects.filter(enabled=True, config__enabled=True, next_run_at__isnull=False)
     if entries.entry_count() > live.count():
         stray = entries.entry_pks() - set(live.values_list("pk", flat=True).iterator(10_000))
@@ -460,6 +462,22 @@ def _record_tick_events(runs: list[dict], now: datetime) -> None:
         ],
         returning=False,
     )
+
+
+def schedules_record_outcomes(*, since: datetime | None = None) -> int:
+    """Copy the final status of each schedule's last run onto the schedule; return how many changed.
+
+    The scheduler calls this every pass for runs finished in the last minute (the
+    finished_at index keeps that cheap), and a full sync for all of them, so the
+    runner itself needs to know nothing about schedules.
+    """
+    stale = Schedule.objects.filter(last_run__status__in=JobRun.FINAL_STATUSES).exclude(
+        last_status=F("last_run__status")
+    )
+    if since is not None:
+        stale = stale.filter(last_run__finished_at__gte=since)
+    final = JobRun.objects.filter(pk=OuterRef("last_run_id")).values("status")[:1]
+    return Schedule.objects.filter(pk__in=stale.values("pk")).update(last_status=Subquery(final))
 
 
 # --- runs outside the timing -----------------------------------------------------------

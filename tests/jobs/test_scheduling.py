@@ -244,6 +244,11 @@ def test_a_due_entry_makes_one_cron_run_that_a_worker_completes(redis_conn, trav
     assert (schedule.last_run_id, schedule.last_run_at, schedule.run_count) == (run.pk, run.planned_for, 1)
     assert schedule.next_run_at == START + timedelta(hours=2)
     assert entry_score(redis_conn, schedule) == schedule.next_run_at.timestamp()
+    assert schedule.last_status == "queued"
+
+    KordantScheduler(connection=redis_conn).enqueue_jobs()  # the next pass records the outcome
+    schedule.refresh_from_db()
+    assert schedule.last_status == "completed"
 
 
 def test_an_entry_not_yet_due_by_its_row_is_only_moved(redis_conn, traveller, ping_config):
