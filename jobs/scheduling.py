@@ -67,7 +67,7 @@ def schedule_sync_for_subscription(subscription_id: int) -> SyncReport:
     row = Subscription.objects.filter(pk=subscription_id).values_list("id", "tier", "status", "timezone").first()
     if row is None:
         return schedules_remove_for_subscription(subscription_id)
-    return _sync_subscriptions([row], _configs_by_tier())
+    return _sync_subscriptions([row], _configs_by_tier(), _SyncClock(timezone.now()))
 
 
 def schedules_remove_for_subscription(subscription_id: int) -> SyncReport:
@@ -78,13 +78,13 @@ def schedules_remove_for_subscription(subscription_id: int) -> SyncReport:
     return SyncReport(deleted=len(pks))
 
 
-def schedules_sync_tier(tier: str, *, batch_size: int = 5000, progress: Callable | None = None) -> SyncReport:
+def schedules_sync_tier(tier: str, *, batch_size: int = 10_000, progress: Callable | None = None) -> SyncReport:
     """Re-sync every subscription of one tier (after its configs changed), in batches."""
     subscriptions = Subscription.objects.filter(tier=tier)
     return _sync_in_batches(subscriptions, batch_size=batch_size, progress=progress)
 
 
-def schedules_sync_all(*, batch_size: int = 5000, progress: Callable | None = None) -> SyncReport:
+def schedules_sync_all(*, batch_size: int = 10_000, progress: Callable | None = None) -> SyncReport:
     """Rebuild every schedule and entry from the database; report what had to change."""
     report = _sync_in_batches(Subscription.objects.all(), batch_size=batch_size, progress=progress)
     # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
@@ -141,6 +141,7 @@ def _configs_by_tier() -> dict[str, list[SchedulerConfig]]:
 
 def _sync_in_batches(subscriptions, *, batch_size: int, progress: Callable | None) -> SyncReport:
     configs = _configs_by_tier()
+    clock = _SyncClock(timezone.now())
     total = subscriptions.count()
     report = SyncReport()
     done = 0
@@ -150,7 +151,7 @@ def _sync_in_batches(subscriptions, *, batch_size: int, progress: Callable | Non
         batch = list(rows.filter(pk__gt=last_pk)[:batch_size])
         if not batch:
             break
-        report += _sync_subscriptions(batch, configs)
+        report += _sync_subscriptions(batch, configs, clock)
         last_pk = batch[-1][0]
         done += len(batch)
         if progress:
@@ -189,11 +190,20 @@ _NEW_SCHEDULE_FIELDS = [
 ]
 
 
-def _sync_subscriptions(subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]]) -> SyncReport:
+class _SyncClock:
+    """One sync's "now", and next runs from it: many subscriptions share a (cron, zone) pair,
+    e.g. every hourly one at minute 7 in UTC, and each pair is computed once per sync."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.next_run = lru_cache(maxsize=None)(partial(_next_run_after_now, now=now))
+
+
+def _sync_subscriptions(
+    subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]], clock: _SyncClock
+) -> SyncReport:
     """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and Redis calls."""
-    now = timezone.now()
-    # Many subscriptions share a (cron, zone) pair, e.g. every hourly one at minute 7 in UTC.
-    next_run = lru_cache(maxsize=None)(partial(_next_run_after_now, now=now))
+    now, next_run = clock.now, clock.next_run
     ids = [row[0] for row in subscriptions]
     # (subscription, config) -> (pk, cron, timezone, enabled, next run)
     existing = {
