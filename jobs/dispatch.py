@@ -7,11 +7,9 @@ Redis may lose any of this; the recovery pass rebuilds it from the database.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +18,6 @@ from datetime import datetime
 import django_rq
 from django.conf import settings
 from rq import Queue
-from rq.job import Job
 from rq.utils import now as now_utc
 from rq.utils import utcformat
 
@@ -28,7 +25,7 @@ RUNNER = "jobs.runner.execute"
 # Runs waiting for a later time (delay/at, the next retry), scored by due time (unix seconds).
 DELAYED_KEY = "kordant:delayed"
 # RQ keeps no result: the JobRun row holds it. Failed RQ jobs (a killed work horse) stay a week.
-RQ_RESULT_TTL = 0
+RQ_RESULT_TTL = int(os.environ.get("EXP_TTL", "0"))
 RQ_FAILURE_TTL = 7 * 24 * 3600
 
 
@@ -85,14 +82,15 @@ def push(items: Iterable[Dispatch], *, connection=None, now: float | None = None
             due_by_queue[item.queue].append(item)
 
     pipe = connection.pipeline(transaction=False)
+    enqueue = connection.register_script(_ENQUEUE_SCRIPT)
     queued: list[str] = []
     stamp = utcformat(now_utc())
     for queue_name, group in due_by_queue.items():
-        queue_key = Queue.redis_queue_namespace_prefix + queue_name
-        pipe.sadd(Queue.redis_queues_keys, queue_key)
-        for item in group:
-            pipe.hset(Job.redis_job_namespace_prefix + item.id, mapping=rq_job_hash(item, queue_name, stamp))
-        pipe.rpush(queue_key, *(item.id for item in group))
+        for start in range(0, len(group), _SCRIPT_BATCH):
+            batch = group[start : start + _SCRIPT_BATCH]
+            pairs = [value for item in batch for value in (item.id, item.timeout)]
+            header = [queue_name, RUNNER, stamp, RQ_RESULT_TTL, RQ_FAILURE_TTL]
+            enqueue(keys=[Queue.redis_queues_keys], args=[*header, *pairs], client=pipe)
         queued.extend(item.id for item in group)
     if delayed:
         pipe.zadd(DELAYED_KEY, delayed)
@@ -100,33 +98,30 @@ def push(items: Iterable[Dispatch], *, connection=None, now: float | None = None
     return queued, list(delayed)
 
 
-def rq_job_hash(item: Dispatch, queue_name: str, stamp: str) -> dict:
-    """The Redis hash RQ's own `Queue.enqueue_many` writes for this run, field for field.
-
-    Building an rq Job per run (create, validate, to_dict) cost more than the rest of a
-    fan-out; the hash is written directly instead. tests/jobs/test_dispatch.py compares
-    it with what RQ writes for the same job, so an RQ upgrade that changes the format
-    fails a test rather than a worker.
-    """
-    return {
-        "status": "queued",
-        "created_at": stamp,
-        "data": zlib.compress(json.dumps([RUNNER, None, [item.id], {}]).encode()),
-        "success_callback_name": "",
-        "failure_callback_name": "",
-        "stopped_callback_name": "",
-        "started_at": "",
-        "ended_at": "",
-        "last_heartbeat": "",
-        "worker_name": "",
-        "group_id": "",
-        "origin": queue_name,
-        "description": f"run {item.id}",
-        "enqueued_at": stamp,
-        "timeout": item.timeout,
-        "result_ttl": RQ_RESULT_TTL,
-        "failure_ttl": RQ_FAILURE_TTL,
-    }
+# What RQ's Queue.enqueue_many writes for a job, field for field, done inside Redis: a
+# Python-side rq Job per run (create, validate, to_dict, pack 34 arguments) cost more
+# than the rest of a fan-out. The job data is RQ's JSON tuple (function, instance, args,
+# kwargs), left uncompressed, which RQ reads as it reads its own compressed form.
+# tests/jobs/test_dispatch.py compares the result with what RQ itself writes, so an RQ
+# upgrade that changes the format fails a test rather than a worker.
+_ENQUEUE_SCRIPT = """
+local queue, runner, stamp, result_ttl, failure_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local queue_key = 'rq:queue:' .. queue
+redis.call('SADD', KEYS[1], queue_key)
+for i = 6, #ARGV, 2 do
+    local id = ARGV[i]
+    redis.call('HSET', 'rq:job:' .. id,
+        'status', 'queued', 'created_at', stamp,
+        'data', '["' .. runner .. '",null,["' .. id .. '"],{}]',
+        'success_callback_name', '', 'failure_callback_name', '', 'stopped_callback_name', '',
+        'started_at', '', 'ended_at', '', 'last_heartbeat', '', 'worker_name', '', 'group_id', '',
+        'origin', queue, 'description', 'run ' .. id, 'enqueued_at', stamp,
+        'timeout', ARGV[i + 1], 'result_ttl', result_ttl, 'failure_ttl', failure_ttl)
+    redis.call('RPUSH', queue_key, id)
+end
+return (#ARGV - 5) / 2
+"""
+_SCRIPT_BATCH = 5000
 
 
 def due_delayed_ids(*, now: float | None = None, limit: int = 5000, connection=None) -> list[str]:
