@@ -25,7 +25,7 @@ RUNNER = "jobs.runner.execute"
 # Runs waiting for a later time (delay/at, the next retry), scored by due time (unix seconds).
 DELAYED_KEY = "kordant:delayed"
 # RQ keeps no result: the JobRun row holds it. Failed RQ jobs (a killed work horse) stay a week.
-RQ_RESULT_TTL = int(os.environ.get("EXP_TTL", "0"))
+RQ_RESULT_TTL = 0
 RQ_FAILURE_TTL = 7 * 24 * 3600
 
 
