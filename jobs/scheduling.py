@@ -206,11 +206,15 @@ def _sync_subscriptions(
     now, next_run = clock.now, clock.next_run
     ids = [row[0] for row in subscriptions]
     # (subscription, config) -> (pk, cron, timezone, enabled, next run)
+    # Batches are pk-ordered, so a range finds their rows without binding 10,000 ids; rows
+    # of subscriptions in the range but not in the batch (another tier) are left alone.
+    in_batch = set(ids)
     existing = {
         (subscription_id, config_id): rest
-        for subscription_id, config_id, *rest in Schedule.objects.filter(subscription_id__in=ids).values_list(
-            "subscription_id", "config_id", "id", "cron_expression", "timezone", "enabled", "next_run_at"
-        )
+        for subscription_id, config_id, *rest in Schedule.objects.filter(
+            subscription_id__gte=min(ids), subscription_id__lte=max(ids)
+        ).values_list("subscription_id", "config_id", "id", "cron_expression", "timezone", "enabled", "next_run_at")
+        if subscription_id in in_batch
     }
     to_create: list[tuple] = []
     to_update: list[tuple] = []

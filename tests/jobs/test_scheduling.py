@@ -24,6 +24,7 @@ from jobs.scheduling import (
     scheduler_config_trigger_now,
     schedules_fire,
     schedules_sync_all,
+    schedules_sync_tier,
     system_jobs_enqueue_due,
 )
 from jobs.worker import JSONJob
@@ -508,3 +509,14 @@ def test_deleting_a_config_removes_its_schedules_and_entries(redis_conn, travell
 
     assert all(set(schedules_of(s)) == {"darkwatch.scan", "hometitle.scan"} for s in subscriptions)
     assert entries.entry_pks() == set(Schedule.objects.values_list("pk", flat=True))
+
+
+def test_resyncing_one_tier_leaves_the_other_tiers_interleaved_with_it_alone(traveller):
+    subscriptions = [SubscriptionFactory(tier=tier) for tier in ("plus", "basic", "plus", "basic")]
+    before = set(Schedule.objects.values_list("pk", flat=True))
+
+    report = schedules_sync_all() + schedules_sync_tier("plus")
+
+    assert report.changed is False
+    assert set(Schedule.objects.values_list("pk", flat=True)) == before
+    assert len(schedules_of(subscriptions[1])) == 2
