@@ -23,6 +23,10 @@ from jobs.models import JobEvent, JobRun
 _RUN = JobRun._meta.db_table
 _EVENT = JobEvent._meta.db_table
 _STARTABLE = ", ".join(f"'{status}'" for status in JobRun.STARTABLE_STATUSES)
+# The claimed row comes back in the model's field order, whatever the table's column order.
+_FIELDS = JobRun._meta.concrete_fields
+_ATTNAMES = [field.attname for field in _FIELDS]
+_COLUMNS = ", ".join(f'"{field.column}"' for field in _FIELDS)
 
 CLAIM_SQL = f"""
 WITH claimed AS (
@@ -30,7 +34,7 @@ WITH claimed AS (
        SET status = 'running', attempt = attempt + 1, started_at = %(now)s, finished_at = NULL,
            worker_name = %(worker)s, next_attempt_at = NULL, updated_at = %(now)s
      WHERE id = %(id)s AND status IN ({_STARTABLE})
- RETURNING *
+ RETURNING {_COLUMNS}
 ), event AS (
     INSERT INTO {_EVENT} (job_run_id, at, status, attempt, worker, message)
     SELECT id, %(now)s, 'running', attempt, %(worker)s, '' FROM claimed
@@ -81,22 +85,17 @@ def claim(run_id, worker: str, now) -> JobRun | None:
     params = {"id": run_id, "worker": worker, "now": now}
     with _cursor_for(CLAIM_SQL) as (cursor, sql):
         cursor.execute(sql, params)
-        columns = [column.name for column in cursor.description]
         row = cursor.fetchone()
-    return None if row is None else _run_from_row(columns, row)
+    if row is None:
+        return None
+    values = [_from_db(field, value) for field, value in zip(_FIELDS, row, strict=True)]
+    return JobRun.from_db(connection.alias, _ATTNAMES, values)
 
 
-def _run_from_row(columns: list[str], row: tuple) -> JobRun:
-    """A JobRun from a `RETURNING *` row, whatever order the table's columns are in."""
-    by_column = dict(zip(columns, row, strict=True))
-    fields = JobRun._meta.concrete_fields
-    values = []
-    for field in fields:
-        value = by_column[field.column]
-        for converter in field.get_db_converters(connection):
-            value = converter(value, field, connection)
-        values.append(value)
-    return JobRun.from_db(connection.alias, [field.attname for field in fields], values)
+def _from_db(field, value):
+    for converter in field.get_db_converters(connection):  # the JSON fields' parsing
+        value = converter(value, field, connection)
+    return value
 
 
 def complete(run_id, result, worker: str, now) -> bool:
