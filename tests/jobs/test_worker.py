@@ -108,6 +108,20 @@ def test_forking_worker_records_what_each_work_horse_reports(worker_process, red
     assert [event.status for event in big.events.all()] == ["pending", "queued", "running", "completed"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_run_leaves_nothing_of_it_in_redis(run_worker, redis_conn):
+    # The worker deletes a finished job's keys itself rather than RQ's read-then-delete way.
+    run = enqueue("jobs.ping", {"message": "tidy"})
+    run_worker()
+    run.refresh_from_db()
+    assert run.status == "completed"
+    run_id = str(run.pk).encode()
+    assert [key for key in redis_conn.keys("*") if run_id in key] == []
+    for key in redis_conn.keys("rq:*"):
+        if redis_conn.type(key) == b"zset":
+            assert not any(run_id in member for member in redis_conn.zrange(key, 0, -1)), key
+
+
 @pytest.mark.django_db
 def test_jobs_the_scheduler_creates_are_json_too(redis_conn):
     from django_rq import get_scheduler
