@@ -9,7 +9,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connections, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 
 
 def _column_value(field: models.Field, connection) -> Callable[[models.Model], Any]:
@@ -60,32 +60,50 @@ def bulk_insert(model: type[models.Model], objs: list[models.Model]) -> None:
 def bulk_insert_new(model: type[models.Model], rows: list[dict[str, Any]]) -> set:
     """Insert rows given as {attname: value} for every column, skipping any a unique constraint refuses.
 
-    Returns the primary keys actually inserted. On PostgreSQL the rows are COPYed into a
-    temporary table and moved with one INSERT ... ON CONFLICT DO NOTHING RETURNING; no
-    model instance is built (for 10,000 runs that was a fifth of a scheduler pass).
+    Returns the primary keys actually inserted. On PostgreSQL the rows are COPYed
+    straight into the table, no model instance built; only if a unique constraint
+    refuses that (a racing writer got there first, which is rare) are they COPYed into
+    a temporary table and moved with INSERT ... ON CONFLICT DO NOTHING RETURNING.
     """
     if not rows:
         return set()
     connection = connections[router.db_for_write(model)]
-    pk = model._meta.pk
     if connection.vendor != "postgresql":
         objs = [model(**row) for row in rows]
         model.objects.bulk_create(objs, batch_size=2000, ignore_conflicts=True)
         return set(model.objects.filter(pk__in=[obj.pk for obj in objs]).values_list("pk", flat=True))
     fields = list(model._meta.concrete_fields)
-    json_fields = [field for field in fields if isinstance(field, models.JSONField)]
+    is_json = [isinstance(field, models.JSONField) for field in fields]
+    values = [
+        [
+            field.get_db_prep_save(row[field.attname], connection) if json else row[field.attname]
+            for field, json in zip(fields, is_json, strict=True)
+        ]
+        for row in rows
+    ]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
+    pk = model._meta.pk
+    try:
+        with (
+            transaction.atomic(using=connection.alias),
+            connection.cursor() as cursor,
+            connection.wrap_database_errors,  # psycopg's UniqueViolation -> Django's IntegrityError
+            _binary_copy(cursor, f"{table} ({columns})", fields, connection) as copy,
+        ):
+            for row in values:
+                copy.write_row(row)
+        return {row[pk.attname] for row in rows}
+    except IntegrityError:
+        pass  # rolled back to the savepoint; the staging path below skips what is already there
     staging = connection.ops.quote_name(f"staging_{model._meta.db_table}")
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         # Lives until the surrounding transaction ends; emptied first in case it is reused in it.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
         cursor.execute(f"TRUNCATE {staging}")
         with _binary_copy(cursor, f"{staging} ({columns})", fields, connection) as copy:
-            for row in rows:
-                for field in json_fields:
-                    row = {**row, field.attname: field.get_db_prep_save(row[field.attname], connection)}
-                copy.write_row([row[field.attname] for field in fields])
+            for row in values:
+                copy.write_row(row)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
             f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(pk.column)}"
