@@ -1,6 +1,6 @@
 """KordantScheduler: the rq-scheduler subclass that `manage.py rqscheduler` runs (settings.RQ).
 
-At start it rebuilds every schedule entry from the database. Each pass, under
+At start, and every hour, it rebuilds every schedule entry from the database. Each pass, under
 rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py),
 hands any other rq-scheduler job to the stock path, moves due delayed runs (delay/at,
 retries) to their queues, enqueues the built-in periodic jobs, copies finished runs'
@@ -36,17 +36,25 @@ class KordantScheduler(Scheduler):
     # rqscheduler's default --interval is 60 s; due runs must start within a couple of seconds.
     poll_seconds = 1.0
     recovery_every = 60.0
+    # Entries a signal could not write (Redis away at that moment) come back within this.
+    resync_every = 3600.0
     fire_batch = 2000
 
     def __init__(self, *args, interval=60, **kwargs):
         super().__init__(*args, interval=min(interval, self.poll_seconds), **kwargs)
         self._last_recovery = 0.0
+        self._last_resync = time.monotonic()  # run() syncs at start
 
     def run(self, burst=False):
         close_old_connections()
-        report = schedules_sync_all()
-        logger.info("schedules synced at start: %s", report)
+        self._resync("at start")
         super().run(burst=burst)
+
+    def _resync(self, when: str) -> None:
+        self._last_resync = time.monotonic()
+        report = schedules_sync_all()
+        if report.changed:
+            logger.warning("schedules synced %s: %s", when, report)
 
     def enqueue_jobs(self):
         started = time.monotonic()
@@ -62,6 +70,8 @@ class KordantScheduler(Scheduler):
             system_jobs_enqueue_due()
             # A minute of overlap: a run's commit can land after the pass that started next.
             schedules_record_outcomes(since=timezone.now() - timedelta(minutes=1))
+            if time.monotonic() - self._last_resync >= self.resync_every:
+                self._resync("(hourly)")
             if time.monotonic() - self._last_recovery >= self.recovery_every:
                 self._last_recovery = time.monotonic()
                 report = job_runs_recover()

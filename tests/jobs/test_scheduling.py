@@ -520,3 +520,14 @@ def test_resyncing_one_tier_leaves_the_other_tiers_interleaved_with_it_alone(tra
     assert report.changed is False
     assert set(Schedule.objects.values_list("pk", flat=True)) == before
     assert len(schedules_of(subscriptions[1])) == 2
+
+
+def test_a_save_while_redis_is_down_succeeds_and_sync_restores_the_entries(settings, redis_conn, traveller):
+    good_queues = settings.RQ_QUEUES
+    settings.RQ_QUEUES = {name: {**queue, "URL": "redis://127.0.0.1:1/0"} for name, queue in good_queues.items()}
+    subscription = SubscriptionFactory(tier="premium")  # no exception: the rows are what matter
+    assert len(schedules_of(subscription)) == 3
+
+    settings.RQ_QUEUES = good_queues
+    assert redis_conn.zcard(entries.SCHEDULED_KEY) == 0
+    assert schedules_sync_all().entries_written == 3
