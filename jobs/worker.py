@@ -3,11 +3,13 @@
 Set in settings.RQ, so plain `manage.py rqworker critical high default low` uses them.
 """
 
+import gc
 import logging
 import tempfile
 import time
 
 from django.db import close_old_connections, connections
+from redis.driver_info import DriverInfo
 from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.results import Result
@@ -119,8 +121,20 @@ class KordantWorker(KordantWorkerMixin, Worker):
         # as long as the worker lives (the operating system removes it at exit).
         self._outbox = tempfile.TemporaryFile()  # noqa: SIM115
         self._handoff = None
+        self._warm = False
+        # Each work horse opens its own Redis connection, and redis-py reads its own
+        # version from the installed package's metadata for every new connection (half a
+        # millisecond); read it once here instead.
+        self.connection.connection_pool.connection_kwargs.setdefault("driver_info", DriverInfo())
 
     def execute_job(self, job, queue):
+        if not self._warm:
+            self._warm = True
+            # What the worker has loaded by its first job lives as long as it does. Left to
+            # the collector, a collection in a work horse would write to every one of those
+            # objects and make the kernel copy their pages for that horse.
+            gc.collect()
+            gc.freeze()
         self._handoff = self._hand_off(job)
         try:
             super().execute_job(job, queue)
