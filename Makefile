@@ -23,7 +23,6 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
-	$(BIN)/python manage.py demo_data
 	@echo "Kordant Jobs: admin at http://127.0.0.1:$(PORT)/admin/ (Ctrl-C stops everything)"
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
 
