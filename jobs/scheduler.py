@@ -58,30 +58,42 @@ class KordantScheduler(Scheduler):
 
     def enqueue_jobs(self):
         started = time.monotonic()
-        fired = FireReport()
         close_old_connections()
+        fired = self._step("firing schedules", self.fire_due) or FireReport()
+        if fired.fired or fired.removed:
+            logger.info("schedules fired: %s", fired)
+        moved = self._step("moving delayed runs", delayed_runs_push_due)
+        if moved:
+            logger.info("moved %d due run(s) to their queues", moved)
+        self._step("enqueueing built-in jobs", system_jobs_enqueue_due)
+        # A minute of overlap: a run's commit can land after the pass that started next.
+        self._step("recording outcomes", schedules_record_outcomes, since=timezone.now() - timedelta(minutes=1))
+        if time.monotonic() - self._last_resync >= self.resync_every:
+            self._step("hourly sync", self._resync, "(hourly)")
+        if time.monotonic() - self._last_recovery >= self.recovery_every:
+            self._last_recovery = time.monotonic()
+            report = self._step("recovery", job_runs_recover)
+            if report and (report.requeued or report.lost or report.stopped):
+                logger.warning("recovery: %s", report)
+        self._step(
+            "heartbeat",
+            scheduler_heartbeat_write,
+            self.name,
+            last_pass_seconds=time.monotonic() - started,
+            fired=fired.fired,
+            connection=self.connection,
+        )
+        close_old_connections()
+
+    def _step(self, what: str, function, *args, **kwargs):
+        # One failing step (a database restart, a Redis failover) must not end the scheduler:
+        # it is logged, the rest of the pass runs, and the next pass, a second later, retries.
         try:
-            fired = self.fire_due()
-            if fired.fired or fired.removed:
-                logger.info("schedules fired: %s", fired)
-            moved = delayed_runs_push_due()
-            if moved:
-                logger.info("moved %d due run(s) to their queues", moved)
-            system_jobs_enqueue_due()
-            # A minute of overlap: a run's commit can land after the pass that started next.
-            schedules_record_outcomes(since=timezone.now() - timedelta(minutes=1))
-            if time.monotonic() - self._last_resync >= self.resync_every:
-                self._resync("(hourly)")
-            if time.monotonic() - self._last_recovery >= self.recovery_every:
-                self._last_recovery = time.monotonic()
-                report = job_runs_recover()
-                if report.requeued or report.lost or report.stopped:
-                    logger.warning("recovery: %s", report)
-        finally:
-            scheduler_heartbeat_write(
-                self.name, last_pass_seconds=time.monotonic() - started, fired=fired.fired, connection=self.connection
-            )
+            return function(*args, **kwargs)
+        except Exception:
+            logger.exception("scheduler pass: %s failed; retrying next pass", what)
             close_old_connections()
+            return None
 
     def fire_due(self) -> FireReport:
         """Fire every due entry, a batch at a time, renewing the lock between batches."""

@@ -531,3 +531,15 @@ def test_a_save_while_redis_is_down_succeeds_and_sync_restores_the_entries(setti
     settings.RQ_QUEUES = good_queues
     assert redis_conn.zcard(entries.SCHEDULED_KEY) == 0
     assert schedules_sync_all().entries_written == 3
+
+
+def test_a_failing_step_does_not_end_the_scheduler_pass(redis_conn, traveller, ping_config, monkeypatch, caplog):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    traveller.move_to(schedule.next_run_at + timedelta(seconds=1))
+    monkeypatch.setattr("jobs.scheduler.delayed_runs_push_due", lambda: 1 / 0)
+
+    KordantScheduler(connection=redis_conn).enqueue_jobs()
+
+    assert "moving delayed runs failed" in caplog.text
+    assert JobRun.objects.filter(schedule=schedule).count() == 1  # firing still happened
+    assert redis_conn.exists(HEARTBEAT_KEY)  # and so did the rest of the pass
