@@ -174,6 +174,30 @@ def test_enqueue_many_queues_and_runs_every_job(run_worker, redis_conn):
     assert {run.pk for run in runs} == set(JobRun.objects.values_list("pk", flat=True))
 
 
+def test_enqueue_many_rows_hold_what_django_would_have_written(django_user_model):
+    # enqueue_many builds its runs by position, not keyword: every column must still land right.
+    user = django_user_model.objects.create(username="fan-out")
+    [run] = enqueue_many(
+        [EnqueueRequest("tests.singleton", {"key": "sub:3", "name": "n"}, priority="high", user=user, trigger="cron")]
+    )
+    assert run.user is user  # the caller's object, not a query
+    made_by_django = JobRun.objects.create(
+        job_type="tests.singleton",
+        payload={"key": "sub:3", "name": "n", "seconds": 30.0},
+        queue="high",
+        trigger="cron",
+        user=user,
+        singleton_key="sub:3",
+        max_attempts=4,
+        timeout=600,
+    )
+    ours = JobRun.objects.values().get(pk=run.pk)
+    django = JobRun.objects.values().get(pk=made_by_django.pk)
+    differing = {name for name in ours if ours[name] != django[name]}
+    assert differing == {"id", "status", "created_at", "updated_at", "enqueued_at"}
+    assert list(run.events.values_list("status", "message")) == [("pending", "enqueued"), ("queued", "queued")]
+
+
 def test_enqueue_many_validates_everything_first():
     with pytest.raises(PayloadInvalid):
         enqueue_many([EnqueueRequest("jobs.ping", {"message": "ok"}), EnqueueRequest("jobs.ping", {})])
