@@ -84,15 +84,19 @@ def bulk_insert_new(model: type[models.Model], rows: list[dict[str, Any]]) -> se
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(model._meta.db_table)
     pk = model._meta.pk
+
+    def copy_into(cursor, target: str) -> None:
+        with _binary_copy(cursor, f"{target} ({columns})", fields, connection) as copy:
+            for row in values:
+                copy.write_row(row)
+
     try:
         with (
             transaction.atomic(using=connection.alias),
             connection.cursor() as cursor,
             connection.wrap_database_errors,  # psycopg's UniqueViolation -> Django's IntegrityError
-            _binary_copy(cursor, f"{table} ({columns})", fields, connection) as copy,
         ):
-            for row in values:
-                copy.write_row(row)
+            copy_into(cursor, table)
         return {row[pk.attname] for row in rows}
     except IntegrityError:
         pass  # rolled back to the savepoint; the staging path below skips what is already there
@@ -101,9 +105,7 @@ def bulk_insert_new(model: type[models.Model], rows: list[dict[str, Any]]) -> se
         # Lives until the surrounding transaction ends; emptied first in case it is reused in it.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
         cursor.execute(f"TRUNCATE {staging}")
-        with _binary_copy(cursor, f"{staging} ({columns})", fields, connection) as copy:
-            for row in values:
-                copy.write_row(row)
+        copy_into(cursor, staging)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
             f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(pk.column)}"

@@ -72,10 +72,8 @@ def schedule_sync_for_subscription(subscription_id: int) -> SyncReport:
 
 def schedules_remove_for_subscription(subscription_id: int) -> SyncReport:
     """Delete a subscription's schedules; their entries go when the deletion commits."""
-    with transaction.atomic():
-        pks = list(Schedule.objects.filter(subscription_id=subscription_id).values_list("pk", flat=True))
-        Schedule.objects.filter(pk__in=pks).delete()
-    return SyncReport(deleted=len(pks))
+    _, deleted = Schedule.objects.filter(subscription_id=subscription_id).delete()
+    return SyncReport(deleted=deleted.get(Schedule._meta.label, 0))
 
 
 def schedules_sync_tier(tier: str, *, batch_size: int = 10_000, progress: Callable | None = None) -> SyncReport:
@@ -87,10 +85,10 @@ def schedules_sync_tier(tier: str, *, batch_size: int = 10_000, progress: Callab
 def schedules_sync_all(*, batch_size: int = 10_000, progress: Callable | None = None) -> SyncReport:
     """Rebuild every schedule and entry from the database; report what had to change."""
     report = _sync_in_batches(Subscription.objects.all(), batch_size=batch_size, progress=progress)
+    schedules_record_outcomes()
     # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
     # Every wanted entry is in place now, so if the set holds no more members than
     # that, there is nothing stray and no need to read 100,000 members back.
-    schedules_record_outcomes()
     live = Schedule.objects.filter(enabled=True, config__enabled=True, next_run_at__isnull=False)
     if entries.entry_count() > live.count():
         stray = entries.entry_pks() - set(live.values_list("pk", flat=True).iterator(10_000))
@@ -123,7 +121,12 @@ def schedule_set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
                 else None
             )
             schedule.save(update_fields=["enabled", "next_run_at", "updated_at"])
-        transaction.on_commit(partial(_entries_follow, {schedule.pk: _entry_wanted(schedule)}))
+        transaction.on_commit(
+            partial(
+                _entries_follow,
+                {schedule.pk: _entry_time(schedule.enabled, schedule.config.enabled, schedule.next_run_at)},
+            )
+        )
     return schedule
 
 
@@ -165,11 +168,10 @@ def _desired_cron(config: SchedulerConfig, subscription_id: int) -> str:
     return config.cron_expression
 
 
-def _entry_wanted(schedule: Schedule):
-    """The time an entry should fire, or None when the schedule should have no entry."""
-    if schedule.enabled and schedule.config.enabled and schedule.next_run_at:
-        return schedule.next_run_at
-    return None
+def _entry_time(enabled: bool, config_enabled: bool, next_run_at: datetime | None) -> datetime | None:
+    """When a schedule's entry should fire, or None when it should have no entry
+    (paused, its config disabled, or no next run)."""
+    return next_run_at if enabled and config_enabled else None
 
 
 # Columns written for a new schedule, in this order (tuples, not model instances: a sync
@@ -196,7 +198,7 @@ class _SyncClock:
 
     def __init__(self, now: datetime):
         self.now = now
-        self.next_run = lru_cache(maxsize=None)(partial(_next_run_after_now, now=now))
+        self.next_run = lru_cache(maxsize=None)(lambda cron, tz: next_run_after(cron, tz, now))
 
 
 def _sync_subscriptions(
@@ -239,7 +241,7 @@ def _sync_subscriptions(
                 next_run_at = next_run(cron, tz)
             if (old_cron, old_tz, old_next) != (cron, tz, next_run_at):
                 to_update.append((pk, cron, tz, next_run_at, now))
-            wanted[pk] = next_run_at if enabled and config.enabled else None
+            wanted[pk] = _entry_time(enabled, config.enabled, next_run_at)
     stale = [found[0] for found in existing.values()]  # rows no config of the tier wants any more
 
     with transaction.atomic():
@@ -260,10 +262,6 @@ def _sync_subscriptions(
         entries_written=len(fresh) + written,
         entries_removed=removed,
     )
-
-
-def _next_run_after_now(cron: str, tz: str, *, now: datetime) -> datetime:
-    return next_run_after(cron, tz, now)
 
 
 def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:
@@ -309,8 +307,8 @@ def schedule_fire(schedule_id: int) -> str:
     report = schedules_fire([schedule_id])
     # A stock scheduler removed the entry when it enqueued us; put it back for the next tick.
     schedule = Schedule.objects.select_related("config").filter(pk=schedule_id).first()
-    if schedule is not None and _entry_wanted(schedule):
-        entries.entries_write({schedule.pk: schedule.next_run_at})
+    if schedule is not None and (at := _entry_time(schedule.enabled, schedule.config.enabled, schedule.next_run_at)):
+        entries.entries_write({schedule.pk: at})
     return str(report)
 
 
@@ -329,7 +327,7 @@ class _Tickable:
 
     @property
     def wants_entry(self) -> bool:
-        return self.enabled and self.config.enabled and self.next_run_at is not None
+        return _entry_time(self.enabled, self.config.enabled, self.next_run_at) is not None
 
 
 def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) -> FireReport:
@@ -512,9 +510,8 @@ def schedule_trigger_now(schedule: Schedule, *, user=None) -> JobRun:
             user=user,
             subscription=schedule.subscription,
             trigger=JobRun.Trigger.MANUAL,
+            schedule=schedule,
         )
-        JobRun.objects.filter(pk=run.pk).update(schedule=schedule)
-    run.schedule = schedule
     return run
 
 
@@ -532,26 +529,26 @@ def scheduler_config_trigger_now(config: SchedulerConfig, *, user=None, batch_si
     created = 0
     last_pk = 0
     while True:
-        batch = list(subscriptions.filter(pk__gt=last_pk).values_list("pk", "timezone")[:batch_size])
+        batch = list(subscriptions.filter(pk__gt=last_pk).only("pk", "timezone")[:batch_size])
         if not batch:
             return created
-        requests = [
-            EnqueueRequest(
-                job_type.name,
-                job_type.schedule_payload(ScheduleTick(pk, None, config.frequency, tz)),
-                priority=config.priority or None,
-                user=user,
-                trigger=JobRun.Trigger.MANUAL,
-            )
-            for pk, tz in batch
-        ]
-        with transaction.atomic():
-            runs = enqueue_many(requests)
-            for run, (pk, _) in zip(runs, batch, strict=True):
-                run.subscription_id = pk
-            JobRun.objects.bulk_update(runs, ["subscription"], batch_size=2000)
+        runs = enqueue_many(
+            [
+                EnqueueRequest(
+                    job_type.name,
+                    job_type.schedule_payload(
+                        ScheduleTick(subscription.pk, None, config.frequency, subscription.timezone)
+                    ),
+                    priority=config.priority or None,
+                    user=user,
+                    subscription=subscription,
+                    trigger=JobRun.Trigger.MANUAL,
+                )
+                for subscription in batch
+            ]
+        )
         created += len(runs)
-        last_pk = batch[-1][0]
+        last_pk = batch[-1].pk
 
 
 def schedule_trigger_event(subscription: Subscription, job_type: str, reason: str) -> JobRun | None:
@@ -569,12 +566,12 @@ def schedule_trigger_event(subscription: Subscription, job_type: str, reason: st
     ).first()
     if config is None:
         return None
-    handler = registry.get(job_type)
+    declared = registry.get(job_type)
     tick = ScheduleTick(subscription.pk, None, config.frequency, subscription.timezone)
     logger.info("subscription %s: %s on change (%s)", subscription.pk, job_type, reason)
     return enqueue(
         job_type,
-        handler.schedule_payload(tick),
+        declared.schedule_payload(tick),
         priority=config.priority or None,
         delay=timedelta(seconds=settings.JOBS_EVENT_COALESCE_SECONDS),
         dedupe_key=f"on-change:{subscription.pk}",

@@ -41,6 +41,7 @@ class EnqueueRequest:
     user: Any = None
     subscription: Any = None
     trigger: str = JobRun.Trigger.API
+    schedule: Any = None
 
 
 def enqueue(
@@ -54,9 +55,10 @@ def enqueue(
     user=None,
     subscription=None,
     trigger: str = JobRun.Trigger.API,
+    schedule=None,
 ) -> JobRun:
     """Create a run in the caller's transaction; it reaches Redis only when that transaction commits."""
-    request = EnqueueRequest(job_type, payload, priority, delay, at, dedupe_key, user, subscription, trigger)
+    request = EnqueueRequest(job_type, payload, priority, delay, at, dedupe_key, user, subscription, trigger, schedule)
     run = _build_run(request, timezone.now())
     with transaction.atomic():
         if run.supersede_key:
@@ -127,6 +129,8 @@ def _build_run(request: EnqueueRequest, now: datetime) -> JobRun:
         run.user = request.user
     if request.subscription is not None:
         run.subscription = request.subscription
+    if request.schedule is not None:
+        run.schedule = request.schedule
     return run
 
 
