@@ -196,3 +196,53 @@ def bulk_insert_values(
             for index, row in enumerate(rows):
                 copy.write_row((pks[index], *row) if returning else row)
     return pks
+
+
+def bulk_insert_ignore(model: type[models.Model], attnames: list[str], rows: list[tuple]) -> int:
+    """Insert rows given as tuples of `attnames` values, skipping any a unique constraint refuses
+    (already stored, or repeated within `rows`); return how many were inserted.
+
+    On PostgreSQL the rows are COPYed straight into the table, the fast path when they
+    are all new (a first import); if a unique constraint refuses one, that COPY is undone
+    and the rows go through a temporary table and one INSERT ... ON CONFLICT DO NOTHING.
+    Elsewhere one executemany does the same.
+    """
+    if not rows:
+        return 0
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    fields_by_attname = {field.attname: field for field in meta.concrete_fields}
+    fields = [fields_by_attname[name] for name in attnames]
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    columns = ", ".join(quote(field.column) for field in fields)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            placeholders = ", ".join(["%s"] * len(fields))
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING", rows)
+            return cursor.rowcount
+        rows = list(dict.fromkeys(rows))  # a row repeated within the batch would refuse the fast path
+        try:
+            with (
+                transaction.atomic(using=connection.alias),
+                connection.wrap_database_errors,
+                _binary_copy(cursor, f"{table} ({columns})", fields, connection) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return len(rows)
+        except IntegrityError:
+            pass  # rolled back to the savepoint; the path below skips what is already there
+        staging = quote(f"staging_ignore_{meta.db_table}")
+        # Emptied first in case a caller's transaction already made it and an error left it there.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WITH NO DATA; "
+            f"TRUNCATE {staging}"
+        )
+        with _binary_copy(cursor, f"{staging} ({columns})", fields, connection) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING")
+        inserted = cursor.rowcount
+        cursor.execute(f"DROP TABLE {staging}")
+        return inserted

@@ -136,15 +136,24 @@ def forget_delayed(ids: Iterable[str], *, connection=None) -> None:
         (connection or redis_connection()).zrem(DELAYED_KEY, *ids)
 
 
+# RQ job states in which the job will still reach (or is in) the runner. A hash left "failed"
+# means RQ gave up on it before our runner could claim it (say, the database refused the
+# claim), so for a run we still hold queued it is as good as gone.
+_ON_ITS_WAY = frozenset({b"queued", b"started", b"deferred", b"scheduled"})
+
+
 def presence(ids: list[str], *, connection=None) -> dict[str, bool]:
-    """For each run id: does Redis hold it, as an RQ job or in the delayed set?"""
+    """For each run id: is it on its way in Redis, as a waiting or running RQ job, or in the delayed set?"""
     connection = connection or redis_connection()
     pipe = connection.pipeline(transaction=False)
     for run_id in ids:
-        pipe.exists(f"rq:job:{run_id}")
+        pipe.hget(f"rq:job:{run_id}", "status")
         pipe.zscore(DELAYED_KEY, run_id)
     answers = pipe.execute()
-    return {run_id: bool(answers[2 * index]) or answers[2 * index + 1] is not None for index, run_id in enumerate(ids)}
+    return {
+        run_id: answers[2 * index] in _ON_ITS_WAY or answers[2 * index + 1] is not None
+        for index, run_id in enumerate(ids)
+    }
 
 
 def executing(ids: list[str], *, connection=None) -> dict[str, bool]:

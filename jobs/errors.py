@@ -15,8 +15,12 @@ class PayloadInvalid(JobError, ValueError):
     def __init__(self, job_type: str, errors: dict[str, list[str]]):
         self.job_type = job_type
         self.errors = errors
-        detail = "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
-        super().__init__(f"Invalid payload for {job_type}: {detail}")
+        super().__init__(f"Invalid payload for {job_type}: {describe_field_errors(errors)}")
+
+
+def describe_field_errors(errors: dict[str, list[str]]) -> str:
+    """`field: message, message; field: message`, for an error's text."""
+    return "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
 
 
 class PermanentJobError(JobError):

@@ -79,11 +79,7 @@ class JobType:
         try:
             return self.payload.model_validate(payload)
         except ValidationError as exc:
-            errors: dict[str, list[str]] = {}
-            for error in exc.errors():
-                path = ".".join(str(part) for part in error["loc"]) or "__root__"
-                errors.setdefault(path, []).append(error["msg"])
-            raise PayloadInvalid(self.name, errors) from None
+            raise PayloadInvalid(self.name, field_errors(exc)) from None
 
     def keys_for(self, payload: Payload) -> dict[str, str | None]:
         return {
@@ -94,6 +90,15 @@ class JobType:
 
     def json_schema(self) -> dict:
         return self.payload.model_json_schema()
+
+
+def field_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """A pydantic error as {"field.path": [messages]}, the shape PayloadInvalid and the API report."""
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "__root__"
+        errors.setdefault(path, []).append(error["msg"])
+    return errors
 
 
 class Registry:

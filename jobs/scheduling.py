@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -407,30 +406,24 @@ def _push(runs: list[dict]) -> None:
         logger.warning("Redis unavailable, %d tick run(s) wait for the recovery pass: %s", len(runs), exc)
 
 
-@lru_cache(maxsize=1)
-def _run_defaults() -> dict:
-    """Every JobRun column at its model default, by attname."""
-    return {field.attname: field.get_default() for field in JobRun._meta.concrete_fields}
-
-
 def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapping: bool) -> dict:
     """The run for one tick, as columns: queued, or skipped (overlap), or failed (type missing or payload refused)."""
+    from jobs.services import job_run_columns
+
     config = schedule.config
-    run = {
-        **_run_defaults(),
-        "id": uuid.uuid4(),
-        "job_type": config.job_type,
-        "status": Status.QUEUED,
-        "queue": config.priority or "default",
-        "trigger": JobRun.Trigger.CRON,
-        "subscription_id": schedule.subscription_id,
-        "schedule_id": schedule.pk,
-        "planned_for": planned,
-        "timeout": 600,
-        "created_at": now,
-        "enqueued_at": now,
-        "updated_at": now,
-    }
+    run = job_run_columns(
+        job_type=config.job_type,
+        status=Status.QUEUED,
+        queue=config.priority or "default",
+        trigger=JobRun.Trigger.CRON,
+        subscription_id=schedule.subscription_id,
+        schedule_id=schedule.pk,
+        planned_for=planned,
+        timeout=600,
+        created_at=now,
+        enqueued_at=now,
+        updated_at=now,
+    )
     try:
         job_type = registry.get(config.job_type)
         tick = ScheduleTick(schedule.subscription_id, planned, config.frequency, schedule.timezone)
@@ -580,12 +573,25 @@ def schedule_trigger_event(subscription: Subscription, job_type: str, reason: st
     )
 
 
+def schedule_trigger_event_for(subscription_id: int, job_type: str, reason: str) -> JobRun | None:
+    """`schedule_trigger_event` for a subscription id, as signal receivers have it; None if it is gone."""
+    subscription = Subscription.objects.filter(pk=subscription_id).first()
+    return schedule_trigger_event(subscription, job_type, reason) if subscription else None
+
+
 # --- the scheduler's own clock ---------------------------------------------------------
 
 HEARTBEAT_KEY = "kordant:scheduler:heartbeat"
 SYSTEM_NEXT_KEY = "kordant:scheduler:system-next"
 # Built-in periodic jobs the scheduler process enqueues itself: (job type, cron in UTC).
-SYSTEM_JOBS = (("jobs.prune", "17 3 * * *"),)
+# removebrokers.process: each pass submits what is due (retries, rate-limited requests, re-checks);
+# voiceprint.batch: uploads enqueue a batch at once, this catches anything that run missed.
+SYSTEM_JOBS = (
+    ("jobs.prune", "17 3 * * *"),
+    ("removebrokers.process", "* * * * *"),
+    ("voiceprint.batch", "*/5 * * * *"),
+    ("notifications.reconcile", "*/10 * * * *"),
+)
 
 
 def scheduler_heartbeat_write(name: str, *, last_pass_seconds: float, fired: int, connection=None) -> None:

@@ -154,7 +154,7 @@ class KordantWorker(KordantWorkerMixin, Worker):
         return runner.hand_off(job.args[0], self.name, self._outbox) if is_run else None
 
     def main_work_horse(self, job, queue):
-        _set_aside_inherited_db_connections()
+        set_aside_inherited_db_connections()
         super().main_work_horse(job, queue)
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
@@ -170,12 +170,12 @@ class KordantWorker(KordantWorkerMixin, Worker):
 _inherited_db_connections = []
 
 
-def _set_aside_inherited_db_connections() -> None:
-    """In a new work horse: make Django open a connection of its own if the handler needs one.
+def set_aside_inherited_db_connections() -> None:
+    """In a forked child (a work horse, an import's writer): make Django open a connection of its own.
 
     The parent's connection must not be used here, nor closed: closing sends PostgreSQL a
     Terminate on the socket both processes share, which would end the parent's session.
-    Holding a reference means it is never finalised either; a horse leaves by os._exit,
+    Holding a reference means it is never finalised either; the child leaves by os._exit,
     which runs no finalisers.
     """
     for connection in connections.all(initialized_only=True):

@@ -1,3 +1,4 @@
+import importlib
 import os
 import signal
 import subprocess
@@ -88,3 +89,17 @@ def worker_process(manage_process):
         return manage_process("rqworker", *QUEUES, *extra_args)
 
     return start
+
+
+@pytest.fixture
+def tier_configs(db):
+    """The design's tier table (transactional tests flush what the data migration made)."""
+    from jobs.models import SchedulerConfig
+
+    defaults = importlib.import_module("jobs.migrations.0003_default_tier_configs").DEFAULTS
+    for tier, job_type, frequency, run_on_change, description in defaults:
+        SchedulerConfig.objects.get_or_create(
+            tier=tier,
+            job_type=job_type,
+            defaults={"frequency": frequency, "run_on_change": run_on_change, "description": description},
+        )

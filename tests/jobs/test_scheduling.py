@@ -1,6 +1,5 @@
 """Tier schedules: rows and entries follow subscriptions and configs; ticks become runs."""
 
-import importlib
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +13,6 @@ from rq_scheduler import Scheduler
 
 from jobs import entries
 from jobs.models import JobRun, Schedule, SchedulerConfig
-from jobs.registry import Payload
 from jobs.scheduler import KordantScheduler
 from jobs.scheduling import (
     HEARTBEAT_KEY,
@@ -32,23 +30,12 @@ from kordant.models import Subscription
 from tests.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DEFAULTS = importlib.import_module("jobs.migrations.0003_default_tier_configs").DEFAULTS
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-class SubscriptionPayload(Payload):
-    subscription_id: int
-
-
 @pytest.fixture(autouse=True)
-def default_configs():
-    """The design's tier table (transactional tests flush what the data migration made)."""
-    for tier, job_type, frequency, run_on_change, description in DEFAULTS:
-        SchedulerConfig.objects.get_or_create(
-            tier=tier,
-            job_type=job_type,
-            defaults={"frequency": frequency, "run_on_change": run_on_change, "description": description},
-        )
+def default_configs(tier_configs):
+    """Every test here starts from the design's tier table."""
 
 
 @pytest.fixture
@@ -343,7 +330,10 @@ def test_catch_up_after_three_missed_ticks_makes_one_run(redis_conn, traveller, 
     assert schedule.next_run_at == START + timedelta(hours=4)
 
 
-def test_a_tick_of_an_uninstalled_job_type_fails_visibly(redis_conn, traveller):
+def test_a_tick_of_an_uninstalled_job_type_fails_visibly(redis_conn, traveller, monkeypatch):
+    from jobs.registry import registry
+
+    monkeypatch.delitem(registry._types, "darkwatch.scan")  # as on a worker without the scanners app
     subscription = SubscriptionFactory(tier="basic")
     schedule = schedules_of(subscription)["darkwatch.scan"]
     traveller.move_to(schedule.next_run_at + timedelta(seconds=1))
@@ -382,6 +372,9 @@ def test_stock_rq_scheduler_fires_the_same_entries_through_a_worker(redis_conn, 
 
 
 def test_a_burst_bigger_than_a_batch_fires_everything_once(redis_conn, traveller, ping_config):
+    # Only the hourly ping: whether a spread weekly tick also lands in this hour depends on the
+    # subscription ids, which PostgreSQL's sequences carry over from earlier tests.
+    SchedulerConfig.objects.exclude(pk=ping_config.pk).update(enabled=False)
     for _ in range(7):
         SubscriptionFactory(tier="plus")
     traveller.move_to(START + timedelta(hours=1, seconds=1))
@@ -460,12 +453,7 @@ def test_run_now_for_a_whole_tier_fans_out(redis_conn, traveller, ping_config):
     assert redis_conn.llen("rq:queue:default") == 5
 
 
-def test_a_burst_of_edits_makes_one_real_time_run(traveller, monkeypatch):
-    from jobs.registry import JobType, registry
-
-    # darkwatch.scan's real handler arrives with the scanners issue; its registration here is
-    # only what schedule_trigger_event needs to validate a payload, and the run is never executed.
-    monkeypatch.setitem(registry._types, "darkwatch.scan", JobType("darkwatch.scan", print, SubscriptionPayload))
+def test_a_burst_of_edits_makes_one_real_time_run(traveller):
     premium = SubscriptionFactory(tier="premium")
     runs = {schedule_trigger_event(premium, "darkwatch.scan", f"item {n} added").pk for n in range(3)}
     assert len(runs) == 1
@@ -481,7 +469,7 @@ def test_a_burst_of_edits_makes_one_real_time_run(traveller, monkeypatch):
 def test_prune_is_enqueued_once_a_day(redis_conn, traveller):
     assert system_jobs_enqueue_due() == []  # first pass only sets the clock
     traveller.move_to(datetime(2026, 6, 2, 3, 17, 1, tzinfo=UTC))
-    assert system_jobs_enqueue_due() == ["jobs.prune"]
+    assert "jobs.prune" in system_jobs_enqueue_due()
     assert system_jobs_enqueue_due() == []
     assert JobRun.objects.get(job_type="jobs.prune").trigger == "system"
 

@@ -117,6 +117,22 @@ def test_redis_flushed_recovery_requeues_everything(run_worker, redis_conn):
     assert JobRun.objects.get(pk=later.pk).status == "queued"
 
 
+def test_a_run_rq_gave_up_on_before_it_was_claimed_is_requeued(run_worker, redis_conn, monkeypatch):
+    from jobs import services
+
+    run = enqueue("jobs.ping", {"message": "claim refused"})
+    with monkeypatch.context() as patched:
+        # As when SQLite said "database is locked" to the claim: the RQ job fails, the row stays queued.
+        patched.setattr(services, "job_run_mark_running", lambda *a: (_ for _ in ()).throw(RuntimeError("locked")))
+        run_worker()
+    assert redis_conn.hget(f"rq:job:{run.pk}", "status") == b"failed"
+    assert JobRun.objects.get(pk=run.pk).status == "queued"
+
+    assert job_runs_recover().requeued == [str(run.pk)]
+    run_worker()
+    assert JobRun.objects.get(pk=run.pk).status == "completed"
+
+
 def test_delay_waits_in_the_delayed_set_until_due(run_worker, redis_conn):
     from jobs.services import delayed_runs_push_due
 
