@@ -1,0 +1,1 @@
+"""DarkWatch: watches a subscriber's emails, phone numbers, usernames and domains for appearances in breaches."""
