@@ -19,9 +19,9 @@ cosine similarity means "same speaker", and `synthetic_score(samples, sample_rat
 [0, 1]. A trained neural model (an x-vector or ECAPA speaker encoder plus an anti-spoofing
 classifier) plugs in by implementing those three members in a class that loads its
 weights from local files, and pointing the `VOICEPRINT_MODEL` setting at it, e.g.
-`VOICEPRINT_MODEL = "scanners.voiceprint.ecapa.EcapaSpeakerModel"`; whoever builds the
-model passes that setting to `load_model()`. Profiles remember the model name, and
-`analyse()` refuses to compare embeddings from different models, so customers are
+`VOICEPRINT_MODEL = "scanners.voiceprint.ecapa.EcapaSpeakerModel"`; the batch
+(`scanners.voiceprint.batch.speaker_model()`) passes that setting to `load_model()`.
+Profiles remember the model name, and `analyse()` refuses to compare embeddings from different models, so customers are
 re-enrolled when the model changes. The thresholds must be re-calibrated for a new model.
 A model may also offer `describe(samples, sample_rate) -> dict` with JSON-serialisable
 measurements, which are copied into `Analysis.details`.
