@@ -32,7 +32,7 @@ A receiver needs nothing but the standard library (README snippet):
     # if not verify_kordant_signature(SECRET, request.headers.get("Kordant-Signature", ""), request.body):
     #     return HttpResponse(status=400)
 
-Delivery outcomes follow notifications.providers: 2xx is success; a timeout, connection
+Delivery outcomes follow kordant.outbound: 2xx is success; a timeout, connection
 error, 408, 429 or 5xx is `ProviderUnavailable` (retried, honouring Retry-After); any
 other status is `ProviderRejected`. Redirects are not followed. Every error raised once
 the request went out has `.delivery` with status_code (None if there was no answer),
@@ -51,6 +51,7 @@ import hashlib
 import hmac
 import json
 import re
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -58,7 +59,7 @@ from typing import Any
 import httpx
 
 from jobs.errors import ProviderRejected
-from notifications.providers import Delivery, MessageInvalid, ProviderClient, post, provider_error
+from kordant.outbound import Delivery, MessageInvalid, ProviderClient, post, provider_error
 
 SIGNATURE_HEADER = "Kordant-Signature"
 USER_AGENT = "Kordant-Webhooks/1"
@@ -124,9 +125,11 @@ def encode_payload(payload: dict[str, Any]) -> bytes:
 class WebhookSender(ProviderClient):
     """Delivers signed webhook events, reusing connections across deliveries."""
 
-    def __init__(self, timeout: float = DELIVERY_TIMEOUT):
+    def __init__(self, timeout: float = DELIVERY_TIMEOUT, verify: ssl.SSLContext | bool = True):
         self.timeout = timeout
-        super().__init__(httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False))
+        super().__init__(
+            httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
+        )
 
     def deliver(
         self, url: str, secret: str | Sequence[str], event_kind: str, delivery_id: str, payload: dict[str, Any]

@@ -14,6 +14,7 @@ Like Twilio, Expo takes no idempotency key: a retry after a timeout can push twi
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import httpx
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
-from notifications.providers import Delivery, MessageInvalid, ProviderClient, Reply, post, provider_error
+from kordant.outbound import Delivery, MessageInvalid, ProviderClient, Reply, post, provider_error
 
 SEND_PATH = "/--/api/v2/push/send"
 PUSH_TOKEN = re.compile(r"Expo(nent)?PushToken\[[^\[\]\s]+\]")
@@ -61,7 +62,14 @@ class ExpoPush(ProviderClient):
 
     provider = "Expo"
 
-    def __init__(self, *, base_url: str = "https://exp.host", access_token: str | None = None, timeout: float = 10):
+    def __init__(
+        self,
+        *,
+        base_url: str = "https://exp.host",
+        access_token: str | None = None,
+        timeout: float = 10,
+        verify: ssl.SSLContext | bool = True,
+    ):
         base_url = base_url.rstrip("/")
         # Accept the full send URL as well as the host, so either spelling of EXPO_PUSH_URL works.
         base_url = base_url.removesuffix(SEND_PATH)
@@ -70,7 +78,7 @@ class ExpoPush(ProviderClient):
         if access_token:
             # Needed only when "enhanced push security" is on for the Expo project.
             headers["Authorization"] = f"Bearer {access_token}"
-        super().__init__(httpx.Client(headers=headers, timeout=timeout))
+        super().__init__(httpx.Client(headers=headers, timeout=timeout, verify=verify))
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> ExpoPush:

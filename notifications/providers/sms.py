@@ -12,12 +12,13 @@ is None for a timeout and 2xx for a garbled answer, so it can tell them apart.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 import httpx
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
-from notifications.providers import Delivery, MessageInvalid, ProviderClient, post, provider_error
+from kordant.outbound import Delivery, MessageInvalid, ProviderClient, post, provider_error
 
 E164 = re.compile(r"\+[1-9]\d{1,14}")
 # A Messaging Service SID; Twilio then picks the sending number from the service's pool.
@@ -40,6 +41,7 @@ class TwilioSMS(ProviderClient):
         from_number: str,
         base_url: str = "https://api.twilio.com",
         timeout: float = 10,
+        verify: ssl.SSLContext | bool = True,
     ):
         missing = [
             name
@@ -60,7 +62,7 @@ class TwilioSMS(ProviderClient):
             )
         self.from_number = from_number
         self.url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
-        super().__init__(httpx.Client(auth=(account_sid, auth_token), timeout=timeout))
+        super().__init__(httpx.Client(auth=(account_sid, auth_token), timeout=timeout, verify=verify))
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> TwilioSMS:

@@ -29,3 +29,19 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def serve_in_turn(httpserver, path: str, *answers) -> list[Request]:
+    """Answer POSTs to `path` with `answers` in turn, the last one from then on; returns the requests received.
+
+    An answer is a Response, or a function of (request, its number from 1) that returns one.
+    """
+    received: list[Request] = []
+
+    def handler(request: Request) -> Response:
+        received.append(request)
+        answer = answers[min(len(received), len(answers)) - 1]
+        return answer if isinstance(answer, Response) else answer(request, len(received))
+
+    httpserver.expect_request(path, method="POST").respond_with_handler(handler)
+    return received

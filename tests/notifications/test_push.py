@@ -5,7 +5,7 @@ import pytest
 from werkzeug import Request, Response
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
-from notifications.providers import MessageInvalid
+from kordant.outbound import MessageInvalid
 from notifications.providers.push import ExpoPush, PushMessage
 from tests.notifications import Stall, closed_port
 

@@ -7,7 +7,7 @@ import pytest
 from werkzeug import Request, Response
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
-from notifications.providers import MessageInvalid, parse_retry_after
+from kordant.outbound import MessageInvalid, parse_retry_after
 from notifications.providers.sms import TwilioSMS
 from tests.notifications import Stall, closed_port
 

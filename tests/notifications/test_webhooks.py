@@ -8,8 +8,8 @@ import pytest
 from werkzeug import Request, Response
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
+from kordant.outbound import MessageInvalid
 from notifications import webhooks
-from notifications.providers import MessageInvalid
 from notifications.webhooks import SignatureInvalid, WebhookSender, check_signature, sign, verify_signature
 from tests.notifications import Stall, closed_port
 

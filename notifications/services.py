@@ -1,0 +1,192 @@
+"""Writes for notifications: `notify`, cancelling reminders, re-enabling webhook endpoints.
+
+Delivery itself (claiming, sending, recording) is in notifications/delivery.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import enqueue
+from jobs.errors import InvalidTransition
+from jobs.models import JobRun
+from jobs.services import job_run_cancel
+from notifications.errors import NotCancellable, NotificationInvalid, UnknownChannel
+from notifications.kinds import kind_get
+from notifications.models import Channel, Notification, WebhookEndpoint
+from notifications.selectors import Target, quiet_hours_end, user_targets, user_timezone
+
+logger = logging.getLogger("notifications")
+
+SEND_JOB = "notifications.send"
+# Quiet hours hold back what buzzes a phone; email and webhooks are not intrusive.
+QUIET_HOURS_CHANNELS = frozenset({Channel.SMS, Channel.PUSH})
+
+
+def notify(
+    user,
+    kind: str,
+    context: dict,
+    *,
+    channels: Iterable[str] | None = None,
+    send_at: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> list[Notification]:
+    """Create one notification per enabled channel and queue its send; jobs reach Redis when the caller commits."""
+    spec = kind_get(kind)
+    wanted = spec.channels if channels is None else _checked_channels(channels) & spec.channels
+    stored_context = spec.validate(context)
+    if send_at is not None and timezone.is_naive(send_at):
+        raise NotificationInvalid("send_at must be timezone-aware")
+    if dedupe_key is not None and not (isinstance(dedupe_key, str) and 0 < len(dedupe_key) <= 200):
+        raise NotificationInvalid("dedupe_key must be a string of 1 to 200 characters")
+    if user is None or user.pk is None:
+        raise NotificationInvalid("notify() needs a saved user")
+
+    with transaction.atomic():
+        targets = user_targets(user, kind, frozenset(wanted))
+        existing = _existing_for_dedupe_key(user, dedupe_key) if dedupe_key else {}
+        tz = None
+        notifications = []
+        for target in targets:
+            key = (target.channel, target.endpoint.pk if target.endpoint else None)
+            if key in existing:
+                notifications.append(existing[key])
+                continue
+            due = send_at
+            if target.channel in QUIET_HOURS_CHANNELS and target.preference and target.preference.quiet_hours_start:
+                tz = tz or user_timezone(user)
+                due = _after_quiet_hours(target, tz, send_at or timezone.now()) or send_at
+            notification = _create(user, spec.name, stored_context, target, due, dedupe_key)
+            if notification is not None:
+                notifications.append(notification)
+    return notifications
+
+
+def notify_staff(kind: str, context: dict, *, dedupe_key: str | None = None) -> list[Notification]:
+    """`notify` every active staff user who has an email address (e.g. kind jobs.failed)."""
+    staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="").order_by("pk")
+    created = []
+    with transaction.atomic():
+        for user in staff:
+            created += notify(user, kind, context, channels=[Channel.EMAIL], dedupe_key=dedupe_key)
+    return created
+
+
+def _checked_channels(channels: Iterable[str]) -> frozenset[str]:
+    if isinstance(channels, str):
+        channels = [channels]  # notify(..., channels="email") means what it says
+    chosen = frozenset(channels)
+    unknown = sorted(chosen - set(Channel.values))
+    if unknown:
+        raise UnknownChannel(f"Unknown channel(s) {', '.join(map(repr, unknown))}; known: {', '.join(Channel.values)}")
+    return chosen
+
+
+def _existing_for_dedupe_key(user, dedupe_key: str) -> dict[tuple[str, int | None], Notification]:
+    rows = Notification.objects.filter(recipient=user, dedupe_key=dedupe_key)
+    return {(row.channel, row.webhook_endpoint_id): row for row in rows}
+
+
+def _after_quiet_hours(target: Target, tz, when: datetime) -> datetime | None:
+    preference = target.preference
+    return quiet_hours_end(preference.quiet_hours_start, preference.quiet_hours_end, tz, when)
+
+
+def _create(user, kind: str, context: dict, target: Target, send_at, dedupe_key) -> Notification | None:
+    notification = Notification(
+        recipient=user,
+        channel=target.channel,
+        kind=kind,
+        context=context,
+        webhook_endpoint=target.endpoint,
+        address=target.address,
+        send_at=send_at,
+        dedupe_key=dedupe_key,
+    )
+    try:
+        with transaction.atomic():
+            notification.save(force_insert=True)
+    except IntegrityError:
+        if dedupe_key is None:
+            raise
+        # A concurrent notify() with the same key won the race; the database said so.
+        return Notification.objects.filter(
+            recipient=user, channel=target.channel, webhook_endpoint=target.endpoint, dedupe_key=dedupe_key
+        ).first()
+    due_later = send_at is not None and send_at > timezone.now()
+    run = enqueue(SEND_JOB, {"notification_id": notification.pk}, at=send_at if due_later else None, user=user)
+    Notification.objects.filter(pk=notification.pk).update(job_run=run)
+    notification.job_run = run
+    return notification
+
+
+def notification_cancel(notification: Notification, *, reason: str = "cancelled before it was due") -> Notification:
+    """Cancel a notification that has not been sent yet (a reminder): it will never be sent."""
+    with transaction.atomic():
+        locked = Notification.objects.select_for_update().get(pk=notification.pk)
+        if locked.status != Notification.Status.QUEUED:
+            raise NotCancellable(f"notification {locked.pk} is {locked.status}; only a queued one can be cancelled")
+        locked.status = Notification.Status.CANCELLED
+        locked.reason = reason[:300]
+        locked.save(update_fields=["status", "reason", "updated_at"])
+        if locked.job_run_id:
+            # Not needed for correctness (the send job sees the status and does nothing), but a
+            # cancelled run is what an operator expects to see, and it leaves the delayed set.
+            run = JobRun.objects.filter(pk=locked.job_run_id, status__in=JobRun.ACTIVE_STATUSES).first()
+            if run is not None:
+                # InvalidTransition: it finished meanwhile; the send job's status check still holds.
+                with contextlib.suppress(InvalidTransition):
+                    job_run_cancel(run, reason=f"notification {locked.pk} cancelled")
+    return locked
+
+
+def notifications_cancel(notifications: Iterable[Notification]) -> int:
+    """Cancel each queued notification among `notifications`; returns how many were cancelled."""
+    cancelled = 0
+    for notification in notifications:
+        try:
+            notification_cancel(notification)
+            cancelled += 1
+        except NotCancellable:
+            pass
+    return cancelled
+
+
+def webhook_endpoint_enable(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Turn a webhook endpoint back on after its owner fixed it, with a fresh failure count."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        active=True, consecutive_failures=0, disabled_at=None, disabled_reason="", updated_at=timezone.now()
+    )
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+def webhook_endpoints_enable(endpoints: Iterable[WebhookEndpoint]) -> int:
+    """Re-enable each of `endpoints` (the admin action); returns how many were disabled before."""
+    return sum(1 for endpoint in endpoints if not endpoint.active and webhook_endpoint_enable(endpoint))
+
+
+def notifications_reconcile() -> int:
+    """Fail notifications left queued or sending by a send job that ended; returns how many."""
+    stranded = Notification.objects.filter(
+        status__in=(Notification.Status.QUEUED, Notification.Status.SENDING),
+        job_run__status__in=JobRun.FINAL_STATUSES,
+    ).values_list("pk", "status", "job_run_id", "job_run__status")
+    fixed = 0
+    for pk, status, run_id, run_status in stranded:
+        # A worker lost on the last attempt leaves the row sending; nothing else will look at it again.
+        what = "ended while sending it: outcome unknown" if status == "sending" else "ended without sending it"
+        fixed += Notification.objects.filter(pk=pk, status=status).update(
+            status=Notification.Status.FAILED,
+            reason=f"its send job (run {run_id}, {run_status}) {what}"[:300],
+            updated_at=timezone.now(),
+        )
+    return fixed
