@@ -1,0 +1,102 @@
+"""Inline SVG charts for the PDF: no JavaScript, no fonts or images fetched from anywhere.
+
+Each helper returns markup that is safe to drop into the template; every label is escaped.
+"""
+
+from __future__ import annotations
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+SEVERITY_COLOURS = {
+    "critical": "#9b1c1c",
+    "high": "#d9480f",
+    "medium": "#e0a800",
+    "low": "#2b8a3e",
+    "info": "#5c7cfa",
+}
+FALLBACK_COLOUR = "#868e96"
+INK = "#343a40"
+
+
+def _svg(width: int, height: int, body: str, title: str) -> SafeString:
+    return mark_safe(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">{body}</svg>'
+    )
+
+
+def bars_over_time(points: list[tuple[str, int]], *, title: str, width: int = 480, height: int = 150) -> SafeString:
+    """A column per day (or bucket): `points` is [(label, count)], in order."""
+    if not points:
+        return _svg(width, height, "", title)
+    top = max(count for _, count in points) or 1
+    left, bottom, chart_h = 28, 20, height - 30
+    slot = (width - left) / len(points)
+    base = height - bottom
+    parts = [
+        f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="{INK}" stroke-width="0.5"/>',
+        f'<text x="{left - 4}" y="{base - chart_h + 8}" font-size="8" text-anchor="end" fill="{INK}">{top}</text>',
+        f'<text x="{left - 4}" y="{base}" font-size="8" text-anchor="end" fill="{INK}">0</text>',
+    ]
+    label_every = max(1, len(points) // 8)
+    for index, (label, count) in enumerate(points):
+        bar_h = chart_h * count / top
+        x = left + index * slot
+        parts.append(
+            f'<rect x="{x + slot * 0.15:.1f}" y="{height - bottom - bar_h:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{bar_h:.1f}" fill="#1c7ed6"/>'
+        )
+        if index % label_every == 0:
+            parts.append(
+                f'<text x="{x + slot / 2:.1f}" y="{height - 6}" font-size="7" text-anchor="middle" '
+                f'fill="{INK}">{escape(label)}</text>'
+            )
+    return _svg(width, height, "".join(parts), title)
+
+
+def horizontal_bars(
+    rows: list[tuple[str, int, str]], *, title: str, width: int = 480, bar_height: int = 16
+) -> SafeString:
+    """One labelled bar per row: `rows` is [(label, count, colour)]."""
+    label_w, gap = 130, 6
+    height = max(1, len(rows)) * (bar_height + gap)
+    top = max((count for _, count, _ in rows), default=0) or 1
+    room = width - label_w - 40
+    parts = []
+    for index, (label, count, colour) in enumerate(rows):
+        y = index * (bar_height + gap)
+        bar_w = room * count / top
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_height - 4}" font-size="9" text-anchor="end" fill="{INK}">'
+            f"{escape(label)}</text>"
+            f'<rect x="{label_w}" y="{y}" width="{bar_w:.1f}" height="{bar_height}" fill="{colour}"/>'
+            f'<text x="{label_w + bar_w + 4:.1f}" y="{y + bar_height - 4}" font-size="9" fill="{INK}">{count}</text>'
+        )
+    return _svg(width, height, "".join(parts), title)
+
+
+def severity_breakdown(by_severity: list[dict], *, title: str = "Findings by severity") -> SafeString:
+    """Bars for critical → informational, coloured by severity."""
+    rows = [(row["label"], row["count"], SEVERITY_COLOURS.get(row["severity"], FALLBACK_COLOUR)) for row in by_severity]
+    return horizontal_bars(rows, title=title)
+
+
+def progress_bar(segments: list[tuple[str, int, str]], *, title: str, width: int = 480, height: int = 46) -> SafeString:
+    """One stacked bar of the whole (e.g. removal requests by status) with a legend beneath."""
+    total = sum(count for _, count, _ in segments) or 1
+    x, parts = 0.0, []
+    for _label, count, colour in segments:
+        w = width * count / total
+        if w:
+            parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="18" fill="{colour}"/>')
+        x += w
+    legend_x = 0
+    for label, count, colour in segments:
+        text = f"{label}: {count}"
+        parts.append(
+            f'<rect x="{legend_x}" y="28" width="9" height="9" fill="{colour}"/>'
+            f'<text x="{legend_x + 12}" y="36" font-size="8" fill="{INK}">{escape(text)}</text>'
+        )
+        legend_x += 14 + 5 * len(text)
+    return _svg(width, height, "".join(parts), title)

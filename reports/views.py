@@ -1,0 +1,17 @@
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
+
+from reports.selectors import report_for_user
+
+
+def report_download(request, report_id: int):
+    """The report's PDF, to its subscription's owner or staff; anyone else gets 404, as if it did not exist."""
+    report = report_for_user(request.user, report_id)
+    if report is None:
+        raise Http404("No such report")
+    try:
+        handle = default_storage.open(report.file.name, "rb")
+    except FileNotFoundError:
+        raise Http404("The report's file is missing; ask for it to be regenerated") from None
+    filename = f"kordant-report-{report.period_start:%Y-%m-%d}-{report.period_end:%Y-%m-%d}.pdf"
+    return FileResponse(handle, content_type="application/pdf", as_attachment=True, filename=filename)
