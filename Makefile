@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 # With REDIS_URL set, that Redis is used and the embedded one is not started.
-PROCESSES := $(if $(REDIS_URL),web worker scheduler,)
+PROCESSES := $(if $(REDIS_URL),web worker scheduler brokers,)
 
 .PHONY: run test lint bench clean
 

@@ -6,4 +6,13 @@ Run one with `make bench BENCH_ARGS=<name>`. `bench/__main__.py` gives every run
 private Redis and database.
 """
 
-BENCHMARKS = ["job_core", "scheduling", "webhooks", "voiceprint"]
+BENCHMARKS = [
+    "job_core",
+    "scheduling",
+    "scanners",
+    "webhooks",
+    "notifications",
+    "voiceprint",
+    "removebrokers",
+    "reports",
+]

@@ -63,6 +63,8 @@ def setup() -> tuple[object, bool]:
     os.environ["DATABASE_URL"], created = _prepare_database()
     os.environ["DEBUG"] = "false"  # no query log growing in memory
     os.environ.setdefault("SECRET_KEY", "benchmark-only")
+    os.environ.setdefault("IDENTIFIER_ENCRYPTION_KEYS", "YmVuY2htYXJrLW9ubHkta2V5LW5vdC1hLXNlY3JldCE=")
+    os.environ.setdefault("IDENTIFIER_HASH_KEY", "benchmark-only")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "kordant.settings"
 

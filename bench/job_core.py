@@ -18,14 +18,20 @@ from bench.__main__ import ROOT
 QUEUES = ["default"]
 
 
-def _worker(worker_class: str, count: int = 1, extra_args: tuple[str, ...] = ()) -> float:
-    """Start `count` burst workers on the default queue and wait until all exit; return wall seconds."""
+def _worker(
+    worker_class: str,
+    count: int = 1,
+    extra_args: tuple[str, ...] = (),
+    queues: list[str] = QUEUES,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Start `count` burst workers on `queues` (default: "default") and wait until all exit; return wall seconds."""
     started = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", *QUEUES, "--burst", "--worker-class", worker_class, *extra_args],
+            [sys.executable, "manage.py", "rqworker", *queues, "--burst", "--worker-class", worker_class, *extra_args],
             cwd=ROOT,
-            env={**os.environ, "LOG_LEVEL": "WARNING"},
+            env={**os.environ, "LOG_LEVEL": "WARNING", **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -46,9 +46,16 @@ def _database_from_env():
             Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         # The test database must be a file so that worker processes see the rows tests write.
         config.setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test.sqlite3")
-        # WAL lets the web server, workers and scheduler read while one of them writes.
+        # WAL lets the web server, workers and scheduler read while one of them writes. IMMEDIATE
+        # takes the write lock when a transaction begins: a deferred one that read first and then
+        # writes fails at once with "database is locked" if another process wrote meanwhile,
+        # instead of waiting `timeout` seconds for its turn.
         config.setdefault("OPTIONS", {}).update(
-            {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 20}
+            {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+            }
         )
     config.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
     return config
@@ -134,6 +141,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Absolute links in notifications (a report's download link) start with this.
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+# PDF reports: the paper they are laid out on.
+REPORTS_PAGE_SIZE = env("REPORTS_PAGE_SIZE", default="A4")
+if REPORTS_PAGE_SIZE not in ("A4", "Letter"):
+    raise ImproperlyConfigured(f"REPORTS_PAGE_SIZE must be A4 or Letter, not {REPORTS_PAGE_SIZE!r}")
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -147,6 +161,25 @@ TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="")
 EXPO_PUSH_URL = env("EXPO_PUSH_URL", default="https://exp.host")
 EXPO_ACCESS_TOKEN = env("EXPO_ACCESS_TOKEN", default="")
+# Texts one user may be sent in any hour; more are suppressed with the reason recorded. 0: no limit.
+NOTIFICATIONS_SMS_PER_HOUR = env.int("NOTIFICATIONS_SMS_PER_HOUR", default=10)
+
+# RemoveBrokers (scanners/removebrokers/): per-request HTTP timeout to brokers (s), days
+# before a submitted opt-out is re-checked (a broker may override), days before the
+# reminder for a manual opt-out, and attempts before a request that keeps failing fails.
+REMOVEBROKERS_HTTP_TIMEOUT = env.float("REMOVEBROKERS_HTTP_TIMEOUT", default=10.0)
+REMOVEBROKERS_RECHECK_DAYS = env.int("REMOVEBROKERS_RECHECK_DAYS", default=30)
+REMOVEBROKERS_REMINDER_DAYS = env.int("REMOVEBROKERS_REMINDER_DAYS", default=7)
+REMOVEBROKERS_MAX_ATTEMPTS = env.int("REMOVEBROKERS_MAX_ATTEMPTS", default=6)
+# Where the demo brokers (`manage.py removebrokers_demo`) send: the stub `make run` starts.
+REMOVEBROKERS_DEMO_URL = env("REMOVEBROKERS_DEMO_URL", default="http://127.0.0.1:8765")
+
+# VoicePrint (scanners/voiceprint/): the speaker model class (empty: the built-in feature
+# model; see engine.py for plugging in a trained one), the longest recording analysed (s),
+# and the largest upload accepted (bytes; 64 MiB holds two minutes of 48 kHz stereo float).
+VOICEPRINT_MODEL = env("VOICEPRINT_MODEL", default="")
+VOICEPRINT_MAX_SECONDS = env.float("VOICEPRINT_MAX_SECONDS", default=120.0)
+VOICEPRINT_MAX_UPLOAD_BYTES = env.int("VOICEPRINT_MAX_UPLOAD_BYTES", default=64 * 1024 * 1024)
 
 # One Redis for every queue; workers listen in this order: critical, high, default, low.
 QUEUE_NAMES = ("critical", "high", "default", "low")
@@ -181,6 +214,59 @@ JOBS_SYNC_INLINE_LIMIT = env.int("JOBS_SYNC_INLINE_LIMIT", default=1000)
 JOBS_EVENT_COALESCE_SECONDS = env.int("JOBS_EVENT_COALESCE_SECONDS", default=5)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
+
+# --- scanners -------------------------------------------------------------------------
+
+
+def _identifier_keys():
+    """DarkWatch identifiers are encrypted at rest (Fernet) and matched by a keyed hash (HMAC-SHA256)."""
+    from cryptography.fernet import Fernet
+
+    keys = env.list("IDENTIFIER_ENCRYPTION_KEYS", default=[])
+    hash_key = env("IDENTIFIER_HASH_KEY", default="")
+    if not (keys and hash_key):
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                "IDENTIFIER_ENCRYPTION_KEYS and IDENTIFIER_HASH_KEY must be set when DEBUG is off: "
+                "watched emails and phone numbers are encrypted and hashed with them."
+            )
+        # Fixed local keys, so a development database stays readable across restarts.
+        keys = keys or ["bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="]
+        hash_key = hash_key or "local-development-hash-key-not-secret"
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"IDENTIFIER_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe base64 bytes); make one "
+                "with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            ) from None
+    return keys, hash_key
+
+
+# The first key encrypts; every key decrypts, so a new key can be put first and old ones retired.
+IDENTIFIER_ENCRYPTION_KEYS, IDENTIFIER_HASH_KEY = _identifier_keys()
+
+DARKWATCH_PROVIDERS = env.list("DARKWATCH_PROVIDERS", default=["corpus"])
+DARKWATCH_BATCH_SIZE = env.int("DARKWATCH_BATCH_SIZE", default=500)
+# Phone numbers written without a +country code are read as numbers of this region.
+DARKWATCH_DEFAULT_PHONE_REGION = env("DARKWATCH_DEFAULT_PHONE_REGION", default="US")
+HIBP_BASE_URL = env("HIBP_BASE_URL", default="https://haveibeenpwned.com")
+HIBP_API_KEY = env("HIBP_API_KEY", default="")
+HIBP_USER_AGENT = env("HIBP_USER_AGENT", default="Kordant-DarkWatch/1")
+HIBP_TIMEOUT_SECONDS = env.float("HIBP_TIMEOUT_SECONDS", default=10.0)
+
+HOMETITLE_PROVIDERS = env.list("HOMETITLE_PROVIDERS", default=["recorder"])
+HOMETITLE_BATCH_SIZE = env.int("HOMETITLE_BATCH_SIZE", default=500)
+# Documents reach county datasets days or weeks after they are recorded, so every scan
+# looks back this far behind its last one; already-seen documents are skipped.
+HOMETITLE_LOOKBACK_DAYS = env.int("HOMETITLE_LOOKBACK_DAYS", default=30)
+# A newly watched property is checked this far back from when it was added.
+HOMETITLE_INITIAL_LOOKBACK_DAYS = env.int("HOMETITLE_INITIAL_LOOKBACK_DAYS", default=90)
+HOMETITLE_SODA_BASE_URL = env("HOMETITLE_SODA_BASE_URL", default="")
+HOMETITLE_SODA_DATASET = env("HOMETITLE_SODA_DATASET", default="")
+HOMETITLE_SODA_APP_TOKEN = env("HOMETITLE_SODA_APP_TOKEN", default="")
+HOMETITLE_SODA_TIMEOUT_SECONDS = env.float("HOMETITLE_SODA_TIMEOUT_SECONDS", default=20.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -46,8 +46,13 @@ def test_debug_off_without_secret_key_refuses_to_start():
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
 
 
-def test_debug_off_with_secret_key_starts():
-    result = boot(DEBUG="false", SECRET_KEY="a-real-secret-from-the-environment")
+def test_debug_off_with_its_secrets_starts():
+    result = boot(
+        DEBUG="false",
+        SECRET_KEY="a-real-secret-from-the-environment",
+        IDENTIFIER_ENCRYPTION_KEYS="q" * 43 + "=",
+        IDENTIFIER_HASH_KEY="a-real-hash-key",
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -55,3 +60,15 @@ def test_time_zone_is_fixed_to_utc(settings):
     assert settings.TIME_ZONE == "UTC"
     assert set(settings.RQ_QUEUES) == {"critical", "high", "default", "low"}
     assert {queue["URL"] for queue in settings.RQ_QUEUES.values()} == {settings.REDIS_URL}
+
+
+def test_production_refuses_to_start_without_identifier_keys():
+    result = boot(DEBUG="false", SECRET_KEY="s" * 50, IDENTIFIER_ENCRYPTION_KEYS="", IDENTIFIER_HASH_KEY="")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: IDENTIFIER_ENCRYPTION_KEYS and IDENTIFIER_HASH_KEY must be set" in result.stderr
+
+
+def test_a_malformed_encryption_key_names_the_variable():
+    result = boot(IDENTIFIER_ENCRYPTION_KEYS="too-short")
+    assert result.returncode != 0
+    assert "IDENTIFIER_ENCRYPTION_KEYS: key 1 is not a Fernet key" in result.stderr
