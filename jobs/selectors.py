@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import Count, Min, Q
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from jobs import dispatch
@@ -85,3 +87,62 @@ def scheduler_heartbeat(*, connection=None) -> dict | None:
         "last_pass_seconds": float(beat[b"last_pass_seconds"]),
         "fired": int(beat[b"fired"]),
     }
+
+
+def job_run_duration_percentiles(*, since: timedelta = timedelta(hours=24)) -> dict[str, dict[str, float]]:
+    """p50 and p95 run time in seconds of runs that finished (completed or failed) within `since`, per job type."""
+    cutoff = timezone.now() - since
+    finished = (Status.COMPLETED, Status.FAILED)
+    if connection.vendor == "postgresql":
+        # The database sorts; a million-row table never crosses the wire.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                SELECT job_type,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at)),
+                       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+                FROM {JobRun._meta.db_table}
+                WHERE finished_at >= %s AND started_at IS NOT NULL AND status = ANY(%s)
+                GROUP BY job_type
+                """,
+                [cutoff, list(finished)],
+            )
+            return {job_type: {"p50": float(p50), "p95": float(p95)} for job_type, p50, p95 in cursor.fetchall()}
+    durations: dict[str, list[float]] = {}
+    rows = JobRun.objects.filter(finished_at__gte=cutoff, started_at__isnull=False, status__in=finished)
+    for job_type, started, ended in rows.order_by().values_list("job_type", "started_at", "finished_at"):
+        durations.setdefault(job_type, []).append((ended - started).total_seconds())
+    return {
+        job_type: {"p50": _percentile(values, 0.5), "p95": _percentile(values, 0.95)}
+        for job_type, values in durations.items()
+    }
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def job_runs_per_hour(*, hours: int = 24) -> list[dict]:
+    """Runs created and runs failed in each of the last `hours` whole hours, oldest first, zeros included."""
+    now = timezone.now()
+    current_hour = now.replace(minute=0, second=0, microsecond=0)
+    first_hour = current_hour - timedelta(hours=hours - 1)
+    rows = (
+        JobRun.objects.filter(created_at__gte=first_hour)
+        .annotate(hour=TruncHour("created_at"))
+        .order_by()
+        .values("hour")
+        .annotate(runs=Count("pk"), failed=Count("pk", filter=Q(status=Status.FAILED)))
+    )
+    by_hour = {row["hour"]: row for row in rows}
+    buckets = []
+    for index in range(hours):
+        hour = first_hour + timedelta(hours=index)
+        row = by_hour.get(hour, {})
+        buckets.append({"hour": hour, "runs": row.get("runs", 0), "failed": row.get("failed", 0)})
+    return buckets
