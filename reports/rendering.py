@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from reports import charts
+from reports import charts, listings
 from reports.errors import ReportContextInvalid, ReportRenderFailed
 
 TEMPLATE = "reports/report.html"
@@ -46,6 +46,7 @@ def report_context(*, subscriber: str, report, data: dict, timezone: str) -> dic
         "timezone": timezone,
         "page_size": settings.REPORTS_PAGE_SIZE,
         "data": data,
+        "appendix": listings.appendix(data),
         "nothing_found": not any(
             [
                 darkwatch["total"]["current"],
