@@ -64,6 +64,10 @@ class JobType:
     supersede_key: KeyFunction | None = None
     # How a schedule tick becomes this type's payload; scheduled types take a subscription id.
     schedule_payload: Callable[[ScheduleTick], dict] = default_schedule_payload
+    # Called once in a forking worker's long-lived parent before its first job, for types on
+    # the queues it serves: what it loads (a PDF engine, fonts, a model) is then shared by
+    # every work horse instead of loaded again in each.
+    warm_up: Callable[[], None] | None = None
     description: str = field(default="")
 
     @property
@@ -143,6 +147,8 @@ def _check_declaration(job_type: JobType) -> None:
         problems.append("timeout must be a positive number of seconds")
     if not callable(job_type.handler):
         problems.append("handler must be callable")
+    if job_type.warm_up is not None and not callable(job_type.warm_up):
+        problems.append("warm_up must be callable")
     if problems:
         raise ValueError(f"Bad declaration of job type {job_type.name!r}: {'; '.join(problems)}")
 
@@ -161,6 +167,7 @@ def job_type(
     singleton_key: KeyFunction | None = None,
     supersede_key: KeyFunction | None = None,
     schedule_payload: Callable[[ScheduleTick], dict] = default_schedule_payload,
+    warm_up: Callable[[], None] | None = None,
 ):
     """Declare a job type; the decorated function `handler(ctx, payload)` runs it."""
 
@@ -177,6 +184,7 @@ def job_type(
                 singleton_key=singleton_key,
                 supersede_key=supersede_key,
                 schedule_payload=schedule_payload,
+                warm_up=warm_up,
                 description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
             )
         )

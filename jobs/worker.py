@@ -130,6 +130,7 @@ class KordantWorker(KordantWorkerMixin, Worker):
     def execute_job(self, job, queue):
         if not self._warm:
             self._warm = True
+            self._warm_up_job_types()
             # What the worker has loaded by its first job lives as long as it does. Left to
             # the collector, a collection in a work horse would write to every one of those
             # objects and make the kernel copy their pages for that horse.
@@ -142,6 +143,18 @@ class KordantWorker(KordantWorkerMixin, Worker):
             handoff, self._handoff = self._handoff, None
             if handoff is not None:
                 handoff.finish()
+
+    def _warm_up_job_types(self) -> None:
+        from jobs.registry import registry
+
+        served = set(self.queue_names())
+        for job_type in registry.all():
+            if job_type.warm_up is None or job_type.queue not in served:
+                continue
+            try:
+                job_type.warm_up()
+            except Exception:  # a horse that needs it loads it itself; the worker keeps going
+                logger.exception("warming up %s failed; its jobs will load what they need themselves", job_type.name)
 
     def _hand_off(self, job):
         from jobs import runner

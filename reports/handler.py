@@ -11,6 +11,7 @@ from jobs.registry import ScheduleTick
 from kordant.models import Subscription
 from reports.errors import ReportContextInvalid, ReportPeriodInvalid, ReportRenderFailed
 from reports.periods import period_just_ended
+from reports.rendering import pdf_engine_warm_up
 from reports.services import report_generate
 
 
@@ -45,6 +46,7 @@ def schedule_payload(tick: ScheduleTick) -> dict:
     # Two renderings of one period at once would only race to replace each other's file.
     singleton_key=lambda p: f"report:{p.subscription_id}:{p.kind}:{p.period_start}:{p.period_end}",
     schedule_payload=schedule_payload,
+    warm_up=pdf_engine_warm_up,
 )
 def reports_generate(ctx, payload: GeneratePayload) -> dict:
     """Compile a period's findings, render the PDF, store it and tell the subscriber."""

@@ -79,6 +79,15 @@ def report_html(context: dict) -> str:
         raise ReportContextInvalid(f"report template could not use its context: {exc}") from exc
 
 
+def pdf_engine_warm_up() -> None:
+    """Load WeasyPrint and the report's fonts by rendering a line in each face the report uses
+    (about a second and a half, once), so a forking worker's horses share them."""
+    pdf_from_html(
+        "<p style=\"font-family: 'DejaVu Sans'\">a <b>b</b></p>"
+        "<p style=\"font-family: 'DejaVu Sans Mono'\">c <b>d</b></p>"
+    )
+
+
 def pdf_from_html(html: str) -> RenderedPdf:
     """Lay out and write the PDF; ReportRenderFailed with WeasyPrint's reason if it cannot."""
     from weasyprint import HTML  # imported here: web processes that never render need not load it

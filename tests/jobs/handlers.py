@@ -96,3 +96,27 @@ class SizePayload(Payload):
 def big(ctx, payload):
     """A result larger than a pipe's buffer: a forking worker's horse must still hand it over."""
     return {"data": "x" * payload.size}
+
+
+# Set by the warm-up in the worker's parent; a horse sees it only if the parent ran it first.
+WARMED_IN = {"pid": None}
+
+
+def _remember_warm_up():
+    import os
+
+    WARMED_IN["pid"] = os.getpid()
+
+
+@job_type("tests.warmed", payload=Payload, queue="low", warm_up=_remember_warm_up)
+def warmed(ctx, payload):
+    """Report where the warm-up ran and where the handler runs."""
+    import os
+
+    return {"warmed_in": WARMED_IN["pid"], "runs_in": os.getpid()}
+
+
+@job_type("tests.warm_up_fails", payload=Payload, queue="low", warm_up=lambda: 1 / 0)
+def warm_up_fails(ctx, payload):
+    """Its warm-up raises; the job runs all the same."""
+    return {"ran": True}

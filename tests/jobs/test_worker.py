@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs import enqueue
+from jobs.models import JobRun
 from jobs.services import job_run_cancel, job_runs_recover
 from tests.jobs.handlers import release_key, started_key
 
@@ -106,6 +107,20 @@ def test_forking_worker_records_what_each_work_horse_reports(worker_process, red
     assert "RuntimeError: provider down" in failing.traceback
     assert (cancelled.status, cancelled.attempt) == ("cancelled", 0)
     assert [event.status for event in big.events.all()] == ["pending", "queued", "running", "completed"]
+
+
+def test_the_forking_worker_warms_job_types_up_once_in_its_parent(worker_process):
+    runs = [enqueue("tests.warmed", {}) for _ in range(2)] + [enqueue("tests.warm_up_fails", {})]
+
+    worker = worker_process("--burst")
+    assert worker.wait(60) == 0, worker.stdout.read().decode()
+
+    first, second, survivor = (JobRun.objects.get(pk=run.pk) for run in runs)
+    assert first.status == second.status == "completed"
+    # Warmed in the long-lived parent, once: both horses (other processes) inherited it.
+    assert first.result["warmed_in"] == second.result["warmed_in"] is not None
+    assert first.result["warmed_in"] not in (first.result["runs_in"], second.result["runs_in"])
+    assert (survivor.status, survivor.result) == ("completed", {"ran": True})
 
 
 @pytest.mark.django_db(transaction=True)
