@@ -3,10 +3,6 @@
 from jobs import Payload, job_type
 from notifications.delivery import clients_warm, notification_deliver
 
-# Imported by every process at start (NotificationsConfig.ready), so a forking worker's parent
-# holds the delivery code and its HTTP clients, and each work horse starts with them.
-clients_warm()
-
 
 class SendPayload(Payload):
     notification_id: int
@@ -19,6 +15,8 @@ class SendPayload(Payload):
     # Long enough for a slow SMTP server; webhooks give up after 5 s and the HTTP APIs after 10 s.
     timeout=120,
     dedupe_key=lambda payload: f"notification:{payload.notification_id}",
+    # A forking worker's parent builds the HTTP clients once; each work horse inherits them.
+    warm_up=clients_warm,
 )
 def send(ctx, payload: SendPayload) -> dict:
     """Deliver a queued email, SMS, push or signed webhook, never twice."""
