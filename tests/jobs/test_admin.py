@@ -1,6 +1,5 @@
 """The operator console through Django's test client: pages, actions, permissions, query counts."""
 
-
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
