@@ -133,12 +133,16 @@ class JobEventInline(admin.TabularInline):
     model = JobEvent
     extra = 0
     can_delete = False
-    fields = ("at", "status_badge", "attempt", "worker", "message")
+    fields = ("when", "event_status", "attempt", "worker", "message")
     readonly_fields = fields
     verbose_name_plural = "timeline"
 
+    @admin.display(description="at (UTC)")
+    def when(self, event):
+        return f"{event.at.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}"[:-3]
+
     @admin.display(description="status")
-    def status_badge(self, event):
+    def event_status(self, event):
         return status_badge(event.status)
 
     def has_add_permission(self, request, obj=None):
