@@ -186,38 +186,64 @@ def workers_online(*, connection=None) -> list[dict]:
 
 
 def jobs_dashboard() -> dict:
-    """Everything the operators' dashboard shows, read once: last 24 h by status and type, queues, workers."""
+    """Everything the operators' dashboard shows: last 24 h by status, type and hour; queues, workers, scheduler.
+
+    The last 24 hours are read in one pass grouped by (hour, job type, status), a few
+    hundred rows, and the counts, failure rates and chart are summed from them; with a
+    million runs that is one index range scan instead of four.
+    """
     connection = dispatch.redis_connection()
-    day = timedelta(hours=24)
-    counts = job_run_counts_by_status(since=day)
-    rates = job_run_failure_rate(window=day)
-    percentiles = job_run_duration_percentiles(since=day)
-    by_type = job_run_counts_by_type(since=day)
+    now = timezone.now()
+    first_hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    groups = (
+        JobRun.objects.filter(created_at__gte=now - timedelta(hours=24))
+        .annotate(hour=TruncHour("created_at"))
+        .order_by()
+        .values_list("hour", "job_type", "status")
+        .annotate(n=Count("pk"))
+    )
+    counts = dict.fromkeys(Status.values, 0)
+    by_type: dict[str, dict[str, int]] = {}
+    per_hour = {first_hour + timedelta(hours=index): {"runs": 0, "failed": 0} for index in range(24)}
+    for hour, job_type, status, n in groups:
+        counts[status] = counts.get(status, 0) + n
+        by_type.setdefault(job_type, {}).setdefault(status, 0)
+        by_type[job_type][status] += n
+        if hour in per_hour:
+            per_hour[hour]["runs"] += n
+            per_hour[hour]["failed"] += n if status == Status.FAILED else 0
+    percentiles = job_run_duration_percentiles(since=timedelta(hours=24))
     types = []
-    for job_type in sorted(set(by_type) | set(percentiles) | (set(rates) - {"*"})):
+    for job_type in sorted(set(by_type) | set(percentiles)):
+        statuses = by_type.get(job_type, {})
+        failed, finished = (
+            statuses.get(Status.FAILED, 0),
+            statuses.get(Status.FAILED, 0) + statuses.get(Status.COMPLETED, 0),
+        )
         timing = percentiles.get(job_type, {})
         types.append(
             {
                 "job_type": job_type,
-                "runs": sum(by_type.get(job_type, {}).values()),
-                "failed": by_type.get(job_type, {}).get(Status.FAILED, 0),
-                "failure_rate": rates.get(job_type),
+                "runs": sum(statuses.values()),
+                "failed": failed,
+                "failure_rate": failed / finished if finished else None,
                 "p50": timing.get("p50"),
                 "p95": timing.get("p95"),
             }
         )
+    all_failed, all_finished = counts[Status.FAILED], counts[Status.FAILED] + counts[Status.COMPLETED]
     depths = queue_depths(connection=connection)
     paused = queues_paused(connection=connection)
     oldest = oldest_queued_age()
     return {
         "counts": counts,
         "total": sum(counts.values()),
-        "failure_rate": rates["*"],
+        "failure_rate": all_failed / all_finished if all_finished else 0.0,
         "types": types,
         "queues": [{"name": name, "depth": depths[name], "paused": name in paused} for name in QUEUES],
         "delayed": depths["delayed"],
         "oldest_queued_seconds": oldest.total_seconds() if oldest is not None else None,
         "workers": workers_online(connection=connection),
         "heartbeat": scheduler_heartbeat(connection=connection),
-        "per_hour": job_runs_per_hour(hours=24),
+        "per_hour": [{"hour": hour, **bucket} for hour, bucket in per_hour.items()],
     }
