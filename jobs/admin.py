@@ -619,12 +619,10 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
     def run_for_tier(self, request, queryset):
         if request.POST.get("confirm") != "yes":
             return self.confirm_run_for_tier(request, queryset)
-        self.apply(
-            request,
-            queryset,
-            lambda config: scheduler_config_trigger_now(config, user=request.user),
-            "run for the whole tier",
+        created = self.apply(
+            request, queryset, lambda config: scheduler_config_trigger_now(config, user=request.user), "run now"
         )
+        self.message_user(request, f"Created {sum(created)} manual run(s).", messages.SUCCESS)
         return None
 
     def confirm_run_for_tier(self, request, queryset):

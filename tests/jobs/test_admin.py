@@ -129,6 +129,7 @@ def test_operators_see_every_changelist_but_no_add_or_edit(operator_client, seed
 
 def test_secrets_and_identifiers_never_appear_whole(admin_client, seeded):
     from notifications.models import WebhookEndpoint
+    from scanners.darkwatch.identifiers import mask
     from scanners.darkwatch.models import WatchlistItem
 
     endpoint = WebhookEndpoint.objects.get()
@@ -137,6 +138,12 @@ def test_secrets_and_identifiers_never_appear_whole(admin_client, seeded):
     item = WatchlistItem.objects.first()
     listing = admin_client.get("/admin/scanners/watchlistitem/").content.decode()
     assert item.value not in listing and item.masked in listing
+    from scanners.removebrokers.models import RemovalRequest
+
+    removal = RemovalRequest.objects.exclude(person={}).first()
+    page = admin_client.get(f"/admin/scanners/removalrequest/{removal.pk}/change/").content.decode()
+    assert removal.person["email"] not in page and removal.person["full_name"] not in page
+    assert mask("email", removal.person["email"]) in page
 
 
 # --- runs -------------------------------------------------------------------------------
@@ -276,12 +283,19 @@ def test_field_errors_show_inline_and_nothing_is_enqueued(admin_client):
 
 
 def test_a_schema_error_only_pydantic_knows_is_shown_next_to_its_field(admin_client):
-    # NotificationSend-like schemas validate more than the form can; force one through the service's check.
-    response = admin_client.post(
-        "/admin/jobs/jobrun/enqueue/?job_type=jobs.sync_tier", {"payload-tier": "x" * 5, "options-priority": "nope"}
-    )
-    assert "Select a valid choice" in response.content.decode()
+    url = "/admin/jobs/jobrun/enqueue/?job_type=tests.strict"
+    page = admin_client.get(url).content.decode()
+    assert 'name="payload-count"' in page and 'max="10"' in page and "Three capital letters" in page
+    # The form has no pattern rule; pydantic's refusal lands next to the field all the same.
+    response = admin_client.post(url, {"payload-code": "abc", "payload-count": "2"}).content.decode()
+    assert "String should match pattern" in response
+    errors_before_code_field = response.split('name="payload-code"')[0].rsplit('<div class="form-row">', 1)[1]
+    assert "String should match pattern" in errors_before_code_field
+    bad_queue = admin_client.post(url, {"payload-code": "ABC", "options-priority": "nope"}).content.decode()
+    assert "Select a valid choice" in bad_queue
     assert not JobRun.objects.exists()
+    admin_client.post(url, {"payload-code": "ABC", "payload-count": "2"})
+    assert JobRun.objects.get().payload == {"code": "ABC", "count": 2}
 
 
 def test_enqueue_now_or_at_a_time_with_a_priority(admin_client, run_worker):
@@ -364,7 +378,8 @@ def test_run_now_for_the_tier_asks_first_saying_how_many_runs(admin_client, tier
     assert 'id="kj-total">3<' in ask.content.decode()
     assert JobRun.objects.count() == before
 
-    action(admin_client, "/admin/jobs/schedulerconfig/", "run_for_tier", [config], confirm="yes")
+    done = action(admin_client, "/admin/jobs/schedulerconfig/", "run_for_tier", [config], confirm="yes", follow=True)
+    assert "Created 3 manual run(s)." in done.content.decode()
     runs = JobRun.objects.filter(job_type="darkwatch.scan", trigger="manual")
     assert runs.count() == 3 and {run.subscription.tier for run in runs} == {"premium"}
 
