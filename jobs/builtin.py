@@ -43,6 +43,16 @@ def prune(ctx, payload: NoPayload) -> dict:
     return {"deleted": job_runs_prune().deleted}
 
 
+@job_type(
+    "jobs.monitor", payload=NoPayload, queue="critical", timeout=60, retry_delays=(), singleton_key=lambda p: "all"
+)
+def monitor(ctx, payload: NoPayload) -> dict:
+    """Check queue depths, waiting times, failure rate and the scheduler; alert staff once per incident."""
+    from jobs.monitor import monitor_run
+
+    return monitor_run()
+
+
 class TierPayload(Payload):
     tier: str
 

@@ -77,6 +77,28 @@ def next_run_after(cron: str, tz: str, after: datetime) -> datetime:
     raise ValueError(f"cron {cron!r} has no tick after {after.isoformat()}")
 
 
+def next_runs(cron: str, tz: str, after: datetime, count: int = 5) -> list[datetime]:
+    """The next `count` ticks of `cron` on the `tz` wall clock after `after`, in UTC (a preview)."""
+    runs = []
+    for _ in range(count):
+        after = next_run_after(cron, tz, after)
+        runs.append(after)
+    return runs
+
+
+def cron_describe(cron: str) -> str:
+    """A cron expression in words ("At 03:17 AM"), for operators; the expression itself if unreadable."""
+    from cron_descriptor import Options, get_description
+
+    options = Options()
+    options.use_24hour_time_format = True
+    options.day_of_week_start_index_zero = True  # cron's weekday 0 is Sunday, as croniter reads it
+    try:
+        return get_description(cron, options)
+    except Exception:  # cron-descriptor raises its own several kinds; the raw text is still true
+        return cron
+
+
 def due_tick(cron: str, tz: str, due: datetime, now: datetime) -> tuple[datetime, datetime]:
     """For an entry due at `due`: (the tick to run now, the next tick after `now`).
 

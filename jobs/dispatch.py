@@ -24,6 +24,8 @@ from rq.utils import utcformat
 RUNNER = "jobs.runner.execute"
 # Runs waiting for a later time (delay/at, the next retry), scored by due time (unix seconds).
 DELAYED_KEY = "kordant:delayed"
+# Names of queues an operator paused: workers take nothing from them; their jobs stay queued.
+PAUSED_QUEUES_KEY = "kordant:queues:paused"
 # RQ keeps no result: the JobRun row holds it. Failed RQ jobs (a killed work horse) stay a week.
 RQ_RESULT_TTL = 0
 RQ_FAILURE_TTL = 7 * 24 * 3600

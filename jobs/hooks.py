@@ -4,8 +4,13 @@
 or a worker lost on its last attempt), after that failure is committed, with `run_id`,
 `job_type` and `error`. The notifications app tells staff (kind `jobs.failed`); the job
 system itself knows nothing of notifications.
+
+`monitor_alert` is sent by the `jobs.monitor` job once per incident (a check out of
+bounds), with `check`, `summary`, `value`, `threshold` and `incident` (when it began,
+unix seconds); the notifications app emails staff (kind `jobs.monitor`).
 """
 
 from django.dispatch import Signal
 
 run_failed = Signal()
+monitor_alert = Signal()

@@ -82,6 +82,7 @@ class JobRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("trigger_jobrun", "Can enqueue, retry, cancel and run again jobs; pause queues")]
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["job_type", "status"]),
@@ -190,6 +191,8 @@ class SchedulerConfig(models.Model):
     class Meta:
         ordering = ["tier", "job_type"]
         verbose_name = "scheduler config"
+        # Holders (and superusers) edit the tier table; operators only view it.
+        permissions = [("schedulers", "Can edit scheduler configs (the tier schedules)")]
         constraints = [
             models.UniqueConstraint(fields=["tier", "job_type"], name="schedulerconfig_one_per_tier_and_type"),
         ]

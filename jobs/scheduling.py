@@ -129,6 +129,15 @@ def schedule_set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
     return schedule
 
 
+def scheduler_config_set_enabled(config: SchedulerConfig, enabled: bool) -> SchedulerConfig:
+    """Turn a tier's config on or off; its schedules follow (the save re-syncs the tier)."""
+    config = SchedulerConfig.objects.get(pk=config.pk)
+    if config.enabled != enabled:
+        config.enabled = enabled
+        config.save(update_fields=["enabled", "updated_at"])
+    return config
+
+
 def schedule_entry_removed(schedule_id: int) -> None:
     """A schedule row was deleted: its entry goes too."""
     entries.entries_remove([schedule_id])
@@ -591,6 +600,7 @@ SYSTEM_JOBS = (
     ("removebrokers.process", "* * * * *"),
     ("voiceprint.batch", "*/5 * * * *"),
     ("notifications.reconcile", "*/10 * * * *"),
+    ("jobs.monitor", "* * * * *"),  # thresholds: JOBS_MONITOR_* settings
 )
 
 

@@ -20,6 +20,11 @@ logger = logging.getLogger("jobs.worker")
 # A heartbeat only pushes the worker key's expiry (minutes away) further; RQ sends up to
 # three per job, so one within this many seconds of the last is skipped.
 HEARTBEAT_EVERY = 1.0
+# A worker re-reads the paused queues at most this often, and never blocks waiting for a
+# job longer than this, so a pause or a resume takes effect within about a second.
+PAUSE_POLL_SECONDS = 1
+# Listened to when every queue of a worker is paused: nothing is ever pushed to it.
+_NOTHING_QUEUE = "kordant-all-paused"
 
 
 class JSONJob(Job):
@@ -56,6 +61,9 @@ class JSONJob(Job):
 
 
 class KordantWorkerMixin:
+    _paused_read_at = float("-inf")
+    _paused: frozenset[str] = frozenset()
+
     def __init__(self, *args, serializer=None, job_class=None, **kwargs):
         # The rqworker command passes pickle's serializer by default; Kordant refuses it.
         super().__init__(*args, serializer=JSONSerializer, job_class=JSONJob, **kwargs)
@@ -63,6 +71,45 @@ class KordantWorkerMixin:
         import jobs.runner  # noqa: F401
 
         self._last_heartbeat_sent = 0.0
+
+    # Queue pausing (jobs.services.queue_pause): RQ dequeues from `_ordered_queues`, read
+    # afresh on every pass of its dequeue loop, so leaving paused queues out of it is all
+    # it takes; the jobs stay in their lists untouched.
+
+    @property
+    def _ordered_queues(self):
+        paused = self._paused_queue_names()
+        if not paused:
+            return self._all_ordered_queues
+        listening = [queue for queue in self._all_ordered_queues if queue.name not in paused]
+        if not listening:
+            listening = [self.queue_class(_NOTHING_QUEUE, connection=self.connection, serializer=self.serializer)]
+        return listening
+
+    @_ordered_queues.setter
+    def _ordered_queues(self, queues):
+        # RQ's round-robin and random strategies reorder the list; paused queues keep their place.
+        current = getattr(self, "_all_ordered_queues", None)
+        if current is not None:
+            names = {queue.name for queue in queues}
+            queues = list(queues) + [queue for queue in current if queue.name not in names]
+        self._all_ordered_queues = [queue for queue in queues if queue.name != _NOTHING_QUEUE]
+
+    def _paused_queue_names(self) -> frozenset[str]:
+        now = time.monotonic()
+        if now - self._paused_read_at >= PAUSE_POLL_SECONDS:
+            from jobs.dispatch import PAUSED_QUEUES_KEY
+
+            self._paused = frozenset(name.decode() for name in self.connection.smembers(PAUSED_QUEUES_KEY))
+            self._paused_read_at = now
+        return self._paused
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        # RQ blocks for minutes on the queues it had when it began waiting; waking every
+        # second lets it see a queue resumed (or paused) meanwhile.
+        if timeout is not None:
+            timeout = min(timeout, PAUSE_POLL_SECONDS)
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     # RQ's own bookkeeping, in fewer Redis round trips: each one costs about as much as a
     # no-op job's database write, and RQ makes about twenty per job.

@@ -212,6 +212,14 @@ JOBS_ASYNC_COMMIT = env.bool("JOBS_ASYNC_COMMIT", default=True)
 JOBS_SYNC_INLINE_LIMIT = env.int("JOBS_SYNC_INLINE_LIMIT", default=1000)
 # A real-time (on change) run waits this long, so a burst of edits makes one run.
 JOBS_EVENT_COALESCE_SECONDS = env.int("JOBS_EVENT_COALESCE_SECONDS", default=5)
+# The jobs.monitor job (every minute) emails staff when one of these is exceeded, once per
+# incident: an incident ends after its check has been fine for the whole cooldown.
+JOBS_MONITOR_QUEUE_DEPTH = env.int("JOBS_MONITOR_QUEUE_DEPTH", default=1000)
+JOBS_MONITOR_OLDEST_QUEUED_SECONDS = env.int("JOBS_MONITOR_OLDEST_QUEUED_SECONDS", default=600)
+JOBS_MONITOR_FAILURE_RATE = env.float("JOBS_MONITOR_FAILURE_RATE", default=0.2)
+JOBS_MONITOR_FAILURE_MIN_RUNS = env.int("JOBS_MONITOR_FAILURE_MIN_RUNS", default=20)
+JOBS_MONITOR_HEARTBEAT_SECONDS = env.int("JOBS_MONITOR_HEARTBEAT_SECONDS", default=180)
+JOBS_MONITOR_COOLDOWN_SECONDS = env.int("JOBS_MONITOR_COOLDOWN_SECONDS", default=3600)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 

@@ -29,6 +29,7 @@ REMOVEBROKERS_CONFIRMED = "removebrokers.confirmed"
 REMOVEBROKERS_NEEDS_ACTION = "removebrokers.needs_action"
 REMINDER = "reminder"
 JOBS_FAILED = "jobs.failed"
+JOBS_MONITOR = "jobs.monitor"
 WEBHOOKS_DISABLED = "webhooks.disabled"
 
 # Two GSM-7 segments. A longer text (a long reminder) is cut at a word with an ellipsis,
@@ -93,6 +94,11 @@ class JobsFailed(KindContext):
     job_run_id: str
     job_type: str
     error: str
+
+
+class JobsMonitor(KindContext):
+    check: str
+    summary: str
 
 
 class WebhooksDisabled(KindContext):
@@ -287,6 +293,17 @@ KINDS: dict[str, Kind] = {
             sms="Kordant jobs: {{ job_type }} failed ({{ job_run_id }}).",
             push_title="{{ job_type }} failed",
             push_body="{{ error|truncatechars:120 }}",
+            channels=EMAIL_ONLY,
+        ),
+        Kind(
+            JOBS_MONITOR,
+            JobsMonitor,
+            subject="[Kordant jobs] alert: {{ summary }}",
+            text="The job monitor found a problem ({{ check }}):\n\n{{ summary }}\n\nSee the admin's jobs dashboard.",
+            html="<p>The job monitor found a problem (<code>{{ check }}</code>):</p><p>{{ summary }}</p>",
+            sms="Kordant jobs alert: {{ summary|truncatechars:120 }}",
+            push_title="Jobs alert: {{ check }}",
+            push_body="{{ summary|truncatechars:120 }}",
             channels=EMAIL_ONLY,
         ),
         Kind(

@@ -26,8 +26,20 @@ def _svg(width: int, height: int, body: str, title: str) -> SafeString:
     )
 
 
-def bars_over_time(points: list[tuple[str, int]], *, title: str, width: int = 480, height: int = 150) -> SafeString:
-    """A column per day (or bucket): `points` is [(label, count)], in order."""
+def bars_over_time(
+    points: list[tuple[str, int]],
+    *,
+    title: str,
+    width: int = 480,
+    height: int = 150,
+    overlay: list[int] | None = None,
+    overlay_colour: str = "#c92a2a",
+) -> SafeString:
+    """A column per day (or bucket): `points` is [(label, count)], in order.
+
+    `overlay`, one count per point, is drawn over each column's foot in `overlay_colour`
+    (the part of the runs that failed, on the jobs dashboard).
+    """
     if not points:
         return _svg(width, height, "", title)
     top = max(count for _, count in points) or 1
@@ -45,8 +57,14 @@ def bars_over_time(points: list[tuple[str, int]], *, title: str, width: int = 48
         x = left + index * slot
         parts.append(
             f'<rect x="{x + slot * 0.15:.1f}" y="{height - bottom - bar_h:.1f}" width="{slot * 0.7:.1f}" '
-            f'height="{bar_h:.1f}" fill="#1c7ed6"/>'
+            f'height="{bar_h:.1f}" fill="#1c7ed6"><title>{escape(label)}: {count}</title></rect>'
         )
+        if overlay and overlay[index]:
+            part_h = chart_h * min(overlay[index], top) / top
+            parts.append(
+                f'<rect class="overlay" x="{x + slot * 0.15:.1f}" y="{base - part_h:.1f}" width="{slot * 0.7:.1f}" '
+                f'height="{part_h:.1f}" fill="{overlay_colour}"><title>{escape(label)}: {overlay[index]}</title></rect>'
+            )
         if index % label_every == 0:
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{height - 6}" font-size="7" text-anchor="middle" '

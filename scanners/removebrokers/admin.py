@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.utils.html import format_html_join
 
+from scanners.darkwatch.identifiers import mask
 from scanners.removebrokers.models import DataBroker, RemovalRequest
 from scanners.removebrokers.services import (
     removal_requests_mark_done_by_user,
@@ -37,9 +39,25 @@ class RemovalRequestAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ["retry", "mark_done_by_user", "process_now"]
 
+    # The person's details (name, address, birth date...) are shown masked, never whole:
+    # staff screens get shared, and the broker already has them.
+    exclude = ("person",)
+
     def get_readonly_fields(self, request, obj=None):
         # Status moves only through the engine and the actions, which keep the invariants.
-        return [field.name for field in RemovalRequest._meta.fields if field.name not in ("person",)]
+        return ["person_masked", *(field.name for field in RemovalRequest._meta.fields if field.name != "person")]
+
+    @admin.display(description="person")
+    def person_masked(self, request_row):
+        def hidden(key, value):
+            text = str(value)
+            if key == "email" and "@" in text:
+                return mask("email", text)
+            return mask("username", text) if len(text) > 2 else "***"
+
+        return format_html_join(
+            "", "<div>{}: {}</div>", ((key, hidden(key, value)) for key, value in sorted(request_row.person.items()))
+        )
 
     @admin.action(description="Send round again from scratch (failed or needs user action)")
     def retry(self, request, queryset):

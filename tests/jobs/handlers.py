@@ -6,6 +6,7 @@ never on sleeps.
 """
 
 import django_rq
+from pydantic import Field
 
 from jobs.errors import PermanentJobError, RetryableJobError
 from jobs.registry import Payload, job_type
@@ -120,3 +121,14 @@ def warmed(ctx, payload):
 def warm_up_fails(ctx, payload):
     """Its warm-up raises; the job runs all the same."""
     return {"ran": True}
+
+
+class StrictPayload(Payload):
+    code: str = Field(pattern=r"^[A-Z]{3}$", description="Three capital letters")
+    count: int = Field(default=1, ge=1, le=10)
+
+
+@job_type("tests.strict", payload=StrictPayload, queue="default")
+def strict(ctx, payload):
+    """A schema with rules the generated form only partly knows (the enqueue page's tests)."""
+    return {"code": payload.code, "count": payload.count}

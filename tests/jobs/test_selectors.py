@@ -85,3 +85,30 @@ def test_runs_per_hour_has_every_hour_oldest_first():
     assert buckets[-1] == {"hour": now.replace(minute=0), "runs": 2, "failed": 1}
     assert buckets[-4] == {"hour": now.replace(minute=0) - timedelta(hours=3), "runs": 1, "failed": 1}
     assert sum(bucket["runs"] for bucket in buckets) == 3  # the 30-hour-old run is outside
+
+
+def test_the_dashboard_agrees_with_the_single_purpose_selectors(run_worker):
+    from jobs.selectors import jobs_dashboard
+
+    start = timezone.now().replace(minute=30)
+    with time_machine.travel(start - timedelta(hours=25), tick=False):
+        enqueue("jobs.ping", {"message": "too old to count"})
+    with time_machine.travel(start - timedelta(hours=3), tick=False):
+        enqueue("tests.permanent", {})
+        enqueue("jobs.ping", {"message": "three hours ago"})
+    enqueue("jobs.ping", {"message": "now"})
+    run_worker()
+    enqueue("jobs.ping", {"message": "waiting"}, priority="low")
+
+    data = jobs_dashboard()
+    assert data["counts"] == job_run_counts_by_status(since=timedelta(hours=24))
+    assert data["total"] == 4
+    assert [(b["runs"], b["failed"]) for b in data["per_hour"]] == [
+        (b["runs"], b["failed"]) for b in job_runs_per_hour(hours=24)
+    ]
+    assert data["per_hour"][-4]["failed"] == 1 and data["per_hour"][-1]["runs"] == 2
+    by_type = {row["job_type"]: row for row in data["types"]}
+    assert by_type["tests.permanent"]["failure_rate"] == 1.0
+    assert by_type["jobs.ping"]["failure_rate"] == 0.0 and by_type["jobs.ping"]["runs"] == 3
+    assert data["failure_rate"] == pytest.approx(1 / 3)
+    assert {q["name"]: q["depth"] for q in data["queues"]}["low"] == 1

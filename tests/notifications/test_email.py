@@ -53,6 +53,7 @@ CONTEXTS = {
     },
     kinds.REMINDER: {"message": "Your plan renews on Friday.", "subject": "Plan renewal"},
     kinds.JOBS_FAILED: {"job_run_id": "5b0e", "job_type": "darkwatch.scan", "error": "breach feed answered 503"},
+    kinds.JOBS_MONITOR: {"check": "queue_depth:default", "summary": "queue default holds 1500 jobs (limit 1000)"},
 }
 # What each kind's email must tell its reader, in the subject and in both bodies.
 EXPECTED = {
@@ -69,6 +70,10 @@ EXPECTED = {
     ),
     kinds.REMINDER: ("Plan renewal", ["Your plan renews on Friday."]),
     kinds.JOBS_FAILED: ("[Kordant jobs] darkwatch.scan failed", ["5b0e", "breach feed answered 503"]),
+    kinds.JOBS_MONITOR: (
+        "[Kordant jobs] alert: queue default holds 1500 jobs (limit 1000)",
+        ["queue_depth:default", "1500 jobs"],
+    ),
 }
 
 
