@@ -1,0 +1,26 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from api import auth, domain, jobs, schedules, stats
+
+app_name = "api"
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("jobs", jobs.JobRunViewSet, basename="jobrun")
+router.register("job-types", jobs.JobTypeViewSet, basename="jobtype")
+router.register("schedules", schedules.ScheduleViewSet, basename="schedule")
+router.register("scheduler-configs", schedules.SchedulerConfigViewSet, basename="schedulerconfig")
+router.register("subscriptions", domain.SubscriptionViewSet, basename="subscription")
+router.register("alerts", domain.AlertViewSet, basename="alert")
+router.register("title-changes", domain.TitleChangeViewSet, basename="titlechange")
+router.register("removal-requests", domain.RemovalRequestViewSet, basename="removalrequest")
+router.register("voice-analyses", domain.VoiceAnalysisViewSet, basename="voiceanalysis")
+router.register("reports", domain.ReportViewSet, basename="report")
+
+urlpatterns = [
+    path("auth/token/", auth.TokenView.as_view(), name="token"),
+    path("stats/", stats.StatsView.as_view(), name="stats"),
+    path("metrics", stats.MetricsView.as_view(), name="metrics"),
+    path("", include(router.urls)),
+]
