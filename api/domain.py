@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from api import selectors
 from api.jobs import JobRunDetailSerializer, job_run_location
-from api.renderers import PDFRenderer
+from api.negotiation import ErrorsAsJSON
 from api.throttles import EnqueueThrottle, UserThrottle
 from kordant.models import Subscription
 from reports.models import Report, ReportKind
@@ -27,7 +27,7 @@ from scanners.findings import FindingStatus
 from scanners.hometitle.models import Property, RecordedDocument, TitleChange
 from scanners.removebrokers.models import DataBroker, RemovalRequest
 from scanners.services import findings_set_status
-from scanners.voiceprint.models import AnalysisJob, VoiceSample
+from scanners.voiceprint.models import AnalysisJob, Verdict, VoiceSample
 
 # --- subscriptions ---------------------------------------------------------------------
 
@@ -40,7 +40,6 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
 
 class SubscriptionViewSet(viewsets.ReadOnlyModelViewSet):
-    lookup_value_regex = r"\d+"
     serializer_class = SubscriptionSerializer
     filterset_fields = ["tier", "status"]
     ordering_fields = ["created_at", "id"]
@@ -93,7 +92,17 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = ["id", "subscription", "item", "breach", "severity", "status", "first_seen", "notified_at", "updated_at"]
+        fields = [
+            "id",
+            "subscription",
+            "item",
+            "breach",
+            "severity",
+            "status",
+            "first_seen",
+            "notified_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
 
@@ -113,7 +122,6 @@ class AlertFilter(FindingFilter):
 class AlertViewSet(FindingActions, viewsets.ReadOnlyModelViewSet):
     """DarkWatch: a watched item found in a breach."""
 
-    lookup_value_regex = r"\d+"
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
     ordering_fields = ["first_seen", "severity", "status"]
@@ -167,7 +175,6 @@ class TitleChangeFilter(FindingFilter):
 class TitleChangeViewSet(FindingActions, viewsets.ReadOnlyModelViewSet):
     """HomeTitle: a new document recorded against a watched property."""
 
-    lookup_value_regex = r"\d+"
     serializer_class = TitleChangeSerializer
     filterset_class = TitleChangeFilter
     ordering_fields = ["detected_at", "severity", "status"]
@@ -213,7 +220,6 @@ class RemovalRequestSerializer(serializers.ModelSerializer):
 
 
 class RemovalRequestViewSet(viewsets.ReadOnlyModelViewSet):
-    lookup_value_regex = r"\d+"
     serializer_class = RemovalRequestSerializer
     filterset_fields = ["status", "subscription"]
     ordering_fields = ["created_at", "updated_at", "status"]
@@ -232,6 +238,9 @@ class VoiceSampleSerializer(serializers.ModelSerializer):
 class VoiceAnalysisSerializer(serializers.ModelSerializer):
     sample = VoiceSampleSerializer(read_only=True)
     details = serializers.JSONField(read_only=True)
+    verdict = serializers.ChoiceField(
+        choices=Verdict.choices, allow_blank=True, read_only=True, help_text="Empty until the analysis is done."
+    )
 
     class Meta:
         model = AnalysisJob
@@ -264,7 +273,6 @@ class VoiceAnalysisFilter(django_filters.FilterSet):
 class VoiceAnalysisViewSet(viewsets.ReadOnlyModelViewSet):
     """VoicePrint: the analysis of one uploaded recording (score and verdict)."""
 
-    lookup_value_regex = r"\d+"
     serializer_class = VoiceAnalysisSerializer
     filterset_class = VoiceAnalysisFilter
     ordering_fields = ["created_at", "finished_at"]
@@ -299,7 +307,7 @@ class ReportSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field(serializers.URLField(allow_null=True))
     def get_download_url(self, report: Report) -> str | None:
         if report.status != Report.Status.READY or not report.file:
             return None
@@ -321,7 +329,6 @@ class ReportRequestSerializer(serializers.Serializer):
 class ReportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """PDF security reports. Owners list their own, ask for an on-demand one and download it."""
 
-    lookup_value_regex = r"\d+"
     serializer_class = ReportSerializer
     filterset_fields = ["kind", "status", "subscription"]
     ordering_fields = ["period_end", "created_at"]
@@ -340,18 +347,22 @@ class ReportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         serializer = ReportRequestSerializer(data=request.data, user=request.user)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        run = report_request(data["subscription"], ReportKind.ON_DEMAND, data["period_start"], data["period_end"], user=request.user)
+        run = report_request(
+            data["subscription"], ReportKind.ON_DEMAND, data["period_start"], data["period_end"], user=request.user
+        )
         return Response(
-            JobRunDetailSerializer(run).data, status=status.HTTP_202_ACCEPTED, headers={"Location": job_run_location(run)}
+            JobRunDetailSerializer(run).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": job_run_location(run)},
         )
 
     @extend_schema(
         responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The report's PDF.")}
     )
-    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PDFRenderer])
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer], content_negotiation_class=ErrorsAsJSON)
     def download(self, request, pk=None):
         """The PDF, to its owner and staff; 404 to anyone else and while it is not ready."""
-        report = report_for_user(request.user, pk)
+        report = report_for_user(request.user, int(pk)) if str(pk).isdecimal() else None
         if report is None:
             raise NotFound("Not found.")
         return report_file_response(report)

@@ -7,7 +7,7 @@ are 400s with field errors.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -48,9 +48,15 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, ReportPeriodInvalid):
         return FieldsInvalid({"period_end": [str(exc)]}, code="invalid", message=str(exc))
     if isinstance(exc, DjangoValidationError):
-        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return exceptions.ValidationError(fields)
+        return exceptions.ValidationError(model_errors(exc))
     return exc
+
+
+def model_errors(exc: DjangoValidationError) -> dict[str, list[str]]:
+    """A model's full_clean() errors as DRF field errors; "__all__" (clean(), constraints) as non_field_errors."""
+    if not hasattr(exc, "error_dict"):
+        return {"non_field_errors": exc.messages}
+    return {("non_field_errors" if key == NON_FIELD_ERRORS else key): value for key, value in exc.message_dict.items()}
 
 
 def flatten_fields(detail, prefix: str = "") -> dict[str, list[str]]:

@@ -7,7 +7,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import http_date, parse_etags
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -77,7 +76,7 @@ class JobRunSerializer(serializers.ModelSerializer):
     def get_error_summary(self, run: JobRun) -> str:
         return error_summary(run.error)
 
-    @extend_schema_field(OpenApiTypes.DOUBLE)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_duration_seconds(self, run: JobRun) -> float | None:
         return run.duration.total_seconds() if run.duration is not None else None
 
@@ -241,4 +240,3 @@ class JobTypeViewSet(viewsets.ViewSet):
             return Response(JobTypeSerializer(registry.get(pk)).data)
         except UnknownJobType:
             raise NotFound("No such job type.") from None
-

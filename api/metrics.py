@@ -11,6 +11,7 @@ import math
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from jobs import selectors as job_selectors
 
@@ -39,7 +40,7 @@ class JobSystemCollector:
 
         failures = GaugeMetricFamily(
             "kordant_job_failure_ratio",
-            "Share of runs finished in the last hour that failed, per job type (\"*\": all).",
+            'Share of runs finished in the last hour that failed, per job type ("*": all).',
             labels=["job_type"],
         )
         for job_type, ratio in sorted(job_selectors.job_run_failure_rate().items()):
@@ -52,7 +53,10 @@ class JobSystemCollector:
             labels=["job_type"],
         )
         for job_type, histogram in sorted(job_selectors.job_run_duration_histogram(DURATION_BUCKETS).items()):
-            buckets = [(str(bound), count) for bound, count in zip(DURATION_BUCKETS, histogram["buckets"], strict=True)]
+            buckets = [
+                (floatToGoString(bound), count)
+                for bound, count in zip(DURATION_BUCKETS, histogram["buckets"], strict=True)
+            ]
             buckets.append(("+Inf", histogram["count"]))
             durations.add_metric([job_type], buckets, histogram["sum"])
         yield durations
@@ -76,7 +80,9 @@ class JobSystemCollector:
         up.add_metric([], 1)
         yield up
         queue = GaugeMetricFamily(
-            "kordant_queue_depth", "Jobs waiting in each RQ queue; \"delayed\": waiting for a later time.", labels=["queue"]
+            "kordant_queue_depth",
+            'Jobs waiting in each RQ queue; "delayed": waiting for a later time.',
+            labels=["queue"],
         )
         for name, depth in depths.items():
             queue.add_metric([name], depth)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api import selectors
+from api.errors import model_errors
 from api.jobs import JobRunDetailSerializer, job_run_location
 from api.permissions import IsStaff
 from api.throttles import EnqueueThrottle, UserThrottle
-from jobs.models import Schedule, SchedulerConfig
+from jobs.models import JobRun, Schedule, SchedulerConfig
 from jobs.registry import registry
 from jobs.scheduling import schedule_set_enabled, schedule_trigger_now
 
@@ -21,6 +25,9 @@ from jobs.scheduling import schedule_set_enabled, schedule_trigger_now
 class ScheduleSerializer(serializers.ModelSerializer):
     job_type = serializers.CharField(source="config.job_type", read_only=True)
     tier = serializers.CharField(source="config.tier", read_only=True)
+    last_status = serializers.ChoiceField(
+        choices=JobRun.Status.choices, allow_blank=True, read_only=True, help_text="Empty until the first run."
+    )
 
     class Meta:
         model = Schedule
@@ -57,7 +64,6 @@ class ScheduleFilter(django_filters.FilterSet):
 class ScheduleViewSet(viewsets.ReadOnlyModelViewSet):
     """A subscription's recurring runs. Owners pause and resume their own; staff also trigger a run now."""
 
-    lookup_value_regex = r"\d+"
     serializer_class = ScheduleSerializer
     filterset_class = ScheduleFilter
     ordering_fields = ["next_run_at", "last_run_at", "created_at", "id"]
@@ -93,7 +99,9 @@ class ScheduleViewSet(viewsets.ReadOnlyModelViewSet):
         """Run the schedule's job now as a manual run; the schedule's timing stays as it was."""
         run = schedule_trigger_now(self.get_object(), user=request.user)
         return Response(
-            JobRunDetailSerializer(run).data, status=status.HTTP_202_ACCEPTED, headers={"Location": job_run_location(run)}
+            JobRunDetailSerializer(run).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": job_run_location(run)},
         )
 
 
@@ -126,23 +134,20 @@ class SchedulerConfigSerializer(serializers.ModelSerializer):
         return value
 
     def validate(self, attrs):
-        config = SchedulerConfig(**{**self._current(), **attrs})
+        # The row as it would be saved, checked without saving; a copy, so a refusal leaves the instance alone.
+        config = copy.copy(self.instance) if self.instance is not None else SchedulerConfig()
+        for name, value in attrs.items():
+            setattr(config, name, value)
         try:
             config.full_clean()
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from None
+            raise serializers.ValidationError(model_errors(exc)) from None
         return attrs
-
-    def _current(self) -> dict:
-        if self.instance is None:
-            return {}
-        return {field.attname: getattr(self.instance, field.attname) for field in SchedulerConfig._meta.concrete_fields}
 
 
 class SchedulerConfigViewSet(viewsets.ModelViewSet):
     """What each tier runs and how often (staff). Saving re-syncs the tier's schedules after commit."""
 
-    lookup_value_regex = r"\d+"
     serializer_class = SchedulerConfigSerializer
     permission_classes = [IsStaff]
     filterset_fields = ["tier", "job_type", "enabled"]
@@ -150,3 +155,6 @@ class SchedulerConfigViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return selectors.scheduler_configs_all()
+
+    def get_success_headers(self, data):
+        return {"Location": reverse("api:schedulerconfig-detail", kwargs={"pk": data["id"]})}

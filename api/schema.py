@@ -24,7 +24,11 @@ ERROR_SCHEMA = {
 _COMMON = {"401": "Not authenticated.", "403": "Not allowed (staff only).", "429": "Throttled; see Retry-After."}
 _BY_METHOD = {
     "get": {"404": "Not found, or not yours.", "400": "Invalid filter or page."},
-    "post": {"400": "Invalid input; field errors in error.fields.", "404": "Not found, or not yours.", "409": "The object's state does not allow this."},
+    "post": {
+        "400": "Invalid input; field errors in error.fields.",
+        "404": "Not found, or not yours.",
+        "409": "The object's state does not allow this.",
+    },
     "put": {"400": "Invalid input.", "404": "Not found."},
     "patch": {"400": "Invalid input.", "404": "Not found."},
     "delete": {"404": "Not found."},
@@ -41,8 +45,8 @@ def add_error_responses(result, generator, request, public):
                 continue
             responses = operation.setdefault("responses", {})
             wanted = {**_COMMON, **_BY_METHOD[method]}
-            if "{" not in path:
-                wanted.pop("404", None)
+            if "{" not in path and method != "get":
+                wanted.pop("404", None)  # a list can 404 too: a page past the end
             for code, description in wanted.items():
                 responses.setdefault(code, {"description": description, "content": reference})
     return result

@@ -5,15 +5,15 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.metrics import metrics_text
+from api.negotiation import ErrorsAsJSON
 from api.permissions import IsStaff
-from api.renderers import PrometheusTextRenderer
 from api.selectors import stats_dashboard
 
 
@@ -61,10 +61,11 @@ class MetricsView(APIView):
     """Prometheus scrape target: queue depth, runs by status and type, run times, failures, scheduler heartbeat."""
 
     permission_classes = [IsStaff]
-    renderer_classes = [JSONRenderer, PrometheusTextRenderer]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = ErrorsAsJSON
 
     @extend_schema(
         responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="Prometheus text format 0.0.4")}
     )
     def get(self, request):
-        return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+        return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

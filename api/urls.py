@@ -1,9 +1,13 @@
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.routers import DefaultRouter
 
 from api import auth, domain, jobs, schedules, stats
+from api.errors import error_body
 
 app_name = "api"
+NOT_FOUND = error_body("not_found", "Not found.")
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -23,4 +27,6 @@ urlpatterns = [
     path("stats/", stats.StatsView.as_view(), name="stats"),
     path("metrics", stats.MetricsView.as_view(), name="metrics"),
     path("", include(router.urls)),
+    # Anything else under /api/v1/ is a 404 in the API's error shape, not Django's HTML page.
+    re_path(r"^.*$", csrf_exempt(lambda request, *args, **kwargs: JsonResponse(NOT_FOUND, status=404))),
 ]

@@ -1,0 +1,41 @@
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import SubscriptionFactory, UserFactory
+
+
+@pytest.fixture
+def api():
+    """An API client: `api.as_user(user)` logs a user in with a real token, as a script would."""
+    from rest_framework.authtoken.models import Token
+
+    class Client(APIClient):
+        def as_user(self, user):
+            token, _ = Token.objects.get_or_create(user=user)
+            self.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            return self
+
+    return Client()
+
+
+@pytest.fixture
+def alice(db):
+    return SubscriptionFactory(user=UserFactory(username="alice")).user
+
+
+@pytest.fixture
+def bob(db):
+    return SubscriptionFactory(user=UserFactory(username="bob")).user
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="operator", is_staff=True)
+
+
+def error_of(response) -> dict:
+    """The one error shape; fails the test if the body has any other."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "fields"}, body
+    return body["error"]
