@@ -30,7 +30,6 @@ def pytest_configure(config):
     settings.REDIS_URL = _private_redis.url
     settings.REDIS_EMBEDDED = False
     settings.RQ_QUEUES = {name: {**queue, "URL": _private_redis.url} for name, queue in settings.RQ_QUEUES.items()}
-    settings.CACHES = {**settings.CACHES, "api": {**settings.CACHES["api"], "LOCATION": _private_redis.url}}
 
 
 def pytest_unconfigure(config):

@@ -14,9 +14,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api import selectors
-from api.jobs import JobRunDetailSerializer, job_run_location
+from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
 from api.negotiation import ErrorsAsJSON
 from api.throttles import EnqueueThrottle, UserThrottle
+from api.viewsets import ListFiltersOnly
 from kordant.models import Subscription
 from reports.models import Report, ReportKind
 from reports.selectors import report_for_user
@@ -39,7 +40,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionViewSet(viewsets.ReadOnlyModelViewSet):
+class SubscriptionViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
     serializer_class = SubscriptionSerializer
     filterset_fields = ["tier", "status"]
     ordering_fields = ["created_at", "id"]
@@ -119,7 +120,7 @@ class AlertFilter(FindingFilter):
         fields = []
 
 
-class AlertViewSet(FindingActions, viewsets.ReadOnlyModelViewSet):
+class AlertViewSet(ListFiltersOnly, FindingActions, viewsets.ReadOnlyModelViewSet):
     """DarkWatch: a watched item found in a breach."""
 
     serializer_class = AlertSerializer
@@ -172,7 +173,7 @@ class TitleChangeFilter(FindingFilter):
         fields = []
 
 
-class TitleChangeViewSet(FindingActions, viewsets.ReadOnlyModelViewSet):
+class TitleChangeViewSet(ListFiltersOnly, FindingActions, viewsets.ReadOnlyModelViewSet):
     """HomeTitle: a new document recorded against a watched property."""
 
     serializer_class = TitleChangeSerializer
@@ -219,7 +220,7 @@ class RemovalRequestSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RemovalRequestViewSet(viewsets.ReadOnlyModelViewSet):
+class RemovalRequestViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
     serializer_class = RemovalRequestSerializer
     filterset_fields = ["status", "subscription"]
     ordering_fields = ["created_at", "updated_at", "status"]
@@ -270,7 +271,7 @@ class VoiceAnalysisFilter(django_filters.FilterSet):
         fields = ["status", "verdict"]
 
 
-class VoiceAnalysisViewSet(viewsets.ReadOnlyModelViewSet):
+class VoiceAnalysisViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
     """VoicePrint: the analysis of one uploaded recording (score and verdict)."""
 
     serializer_class = VoiceAnalysisSerializer
@@ -326,7 +327,7 @@ class ReportRequestSerializer(serializers.Serializer):
             self.fields["subscription"].queryset = selectors.subscriptions_visible(user)
 
 
-class ReportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ReportViewSet(ListFiltersOnly, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """PDF security reports. Owners list their own, ask for an on-demand one and download it."""
 
     serializer_class = ReportSerializer
@@ -351,7 +352,7 @@ class ReportViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             data["subscription"], ReportKind.ON_DEMAND, data["period_start"], data["period_end"], user=request.user
         )
         return Response(
-            JobRunDetailSerializer(run).data,
+            job_run_detail_data(run),
             status=status.HTTP_202_ACCEPTED,
             headers={"Location": job_run_location(run)},
         )

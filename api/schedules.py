@@ -14,9 +14,10 @@ from rest_framework.response import Response
 
 from api import selectors
 from api.errors import model_errors
-from api.jobs import JobRunDetailSerializer, job_run_location
+from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
 from api.permissions import IsStaff
 from api.throttles import EnqueueThrottle, UserThrottle
+from api.viewsets import ListFiltersOnly
 from jobs.models import JobRun, Schedule, SchedulerConfig
 from jobs.registry import registry
 from jobs.scheduling import schedule_set_enabled, schedule_trigger_now
@@ -61,7 +62,7 @@ class ScheduleFilter(django_filters.FilterSet):
         fields = []
 
 
-class ScheduleViewSet(viewsets.ReadOnlyModelViewSet):
+class ScheduleViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
     """A subscription's recurring runs. Owners pause and resume their own; staff also trigger a run now."""
 
     serializer_class = ScheduleSerializer
@@ -99,7 +100,7 @@ class ScheduleViewSet(viewsets.ReadOnlyModelViewSet):
         """Run the schedule's job now as a manual run; the schedule's timing stays as it was."""
         run = schedule_trigger_now(self.get_object(), user=request.user)
         return Response(
-            JobRunDetailSerializer(run).data,
+            job_run_detail_data(run),
             status=status.HTTP_202_ACCEPTED,
             headers={"Location": job_run_location(run)},
         )
@@ -145,7 +146,7 @@ class SchedulerConfigSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class SchedulerConfigViewSet(viewsets.ModelViewSet):
+class SchedulerConfigViewSet(ListFiltersOnly, viewsets.ModelViewSet):
     """What each tier runs and how often (staff). Saving re-syncs the tier's schedules after commit."""
 
     serializer_class = SchedulerConfigSerializer

@@ -15,4 +15,5 @@ BENCHMARKS = [
     "voiceprint",
     "removebrokers",
     "reports",
+    "api",
 ]

@@ -276,18 +276,13 @@ HOMETITLE_SODA_TIMEOUT_SECONDS = env.float("HOMETITLE_SODA_TIMEOUT_SECONDS", def
 # --- REST API (api/) -------------------------------------------------------------------
 
 # Throttle rates per user (anonymous: per address) as "<count>/<second|minute|hour|day>".
-# Counts are kept in Redis (the "api" cache), so every web process shares them.
+# Counts are kept in Redis, so every web process shares them (api/throttles.py).
 API_THROTTLE_USER = env("API_THROTTLE_USER", default="600/minute")
 API_THROTTLE_ANON = env("API_THROTTLE_ANON", default="60/minute")
 API_THROTTLE_ENQUEUE = env("API_THROTTLE_ENQUEUE", default="30/minute")
 API_THROTTLE_TOKEN = env("API_THROTTLE_TOKEN", default="10/minute")
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=25)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
-
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "api": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "api"},
-}
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request is then a 401 with WWW-Authenticate, not a 403.

@@ -1,4 +1,7 @@
+import datetime as dt
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from tests.factories import SubscriptionFactory, UserFactory
@@ -39,3 +42,10 @@ def error_of(response) -> dict:
     assert set(body) == {"error"}, body
     assert set(body["error"]) == {"code", "message", "fields"}, body
     return body["error"]
+
+
+@pytest.fixture
+def throttle_window():
+    """Time stands still mid-minute, so requests counted against a per-minute limit share one window."""
+    with time_machine.travel(dt.datetime(2026, 12, 2, 9, 0, 30, tzinfo=dt.UTC), tick=False):
+        yield

@@ -42,7 +42,7 @@ def test_a_wrong_password_gets_no_token(carol):
     assert "Unable to log in" in error_of(response)["message"]
 
 
-def test_token_requests_are_throttled_per_address(carol, settings):
+def test_token_requests_are_throttled_per_address(carol, settings, throttle_window):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "token": "3/minute"},
