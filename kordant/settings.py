@@ -5,6 +5,7 @@ Every variable is listed with a comment in `.env.example`. Local defaults are sa
 secrets and URLs explicitly.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -277,10 +278,21 @@ HOMETITLE_SODA_TIMEOUT_SECONDS = env.float("HOMETITLE_SODA_TIMEOUT_SECONDS", def
 
 # Throttle rates per user (anonymous: per address) as "<count>/<second|minute|hour|day>".
 # Counts are kept in Redis, so every web process shares them (api/throttles.py).
-API_THROTTLE_USER = env("API_THROTTLE_USER", default="600/minute")
-API_THROTTLE_ANON = env("API_THROTTLE_ANON", default="60/minute")
-API_THROTTLE_ENQUEUE = env("API_THROTTLE_ENQUEUE", default="30/minute")
-API_THROTTLE_TOKEN = env("API_THROTTLE_TOKEN", default="10/minute")
+
+
+def _throttle_rate(name: str, default: str) -> str:
+    value = env(name, default=default)
+    if not re.fullmatch(r"[0-9]+/(second|minute|hour|day|s|m|h|d)", value):
+        raise ImproperlyConfigured(
+            f"{name} must be a count per second, minute, hour or day, like 600/minute; not {value!r}"
+        )
+    return value
+
+
+API_THROTTLE_USER = _throttle_rate("API_THROTTLE_USER", "600/minute")
+API_THROTTLE_ANON = _throttle_rate("API_THROTTLE_ANON", "60/minute")
+API_THROTTLE_ENQUEUE = _throttle_rate("API_THROTTLE_ENQUEUE", "30/minute")
+API_THROTTLE_TOKEN = _throttle_rate("API_THROTTLE_TOKEN", "10/minute")
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=25)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
 

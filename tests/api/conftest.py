@@ -2,6 +2,8 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from tests.factories import SubscriptionFactory, UserFactory
@@ -49,3 +51,14 @@ def throttle_window():
     """Time stands still mid-minute, so requests counted against a per-minute limit share one window."""
     with time_machine.travel(dt.datetime(2026, 12, 2, 9, 0, 30, tzinfo=dt.UTC), tick=False):
         yield
+
+
+def queries_per_page_size(client, path: str, sizes=(5, 50)) -> dict[int, int]:
+    """{page size: queries one list request made}, checking each page came back full."""
+    counts = {}
+    for size in sizes:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"{path}?page_size={size}")
+        assert len(response.json()["results"]) == size, response.json()
+        counts[size] = len(queries)
+    return counts

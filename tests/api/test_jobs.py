@@ -1,11 +1,9 @@
 import datetime as dt
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from jobs.models import JobRun
-from tests.api.conftest import error_of
+from tests.api.conftest import error_of, queries_per_page_size
 from tests.api.factories import JobEventFactory, JobRunFactory, ScheduleFactory
 from tests.factories import SubscriptionFactory
 
@@ -156,14 +154,7 @@ def test_list_query_count_does_not_grow_with_page_size(api, alice, staff, who):
     schedule = ScheduleFactory(subscription=subscription)
     for _ in range(60):
         JobEventFactory(job_run=JobRunFactory(subscription=subscription, schedule=schedule))
-    client = api.as_user(alice if who == "owner" else staff)
-
-    counts = {}
-    for size in (5, 50):
-        with CaptureQueriesContext(connection) as queries:
-            response = client.get(f"/api/v1/jobs/?page_size={size}")
-        assert len(response.json()["results"]) == size
-        counts[size] = len(queries)
+    counts = queries_per_page_size(api.as_user(alice if who == "owner" else staff), "/api/v1/jobs/")
     assert counts[5] == counts[50] <= 4, counts  # token+user, count, page
 
 

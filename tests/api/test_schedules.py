@@ -1,10 +1,8 @@
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from jobs import entries
 from jobs.models import JobRun, Schedule, SchedulerConfig
-from tests.api.conftest import error_of
+from tests.api.conftest import error_of, queries_per_page_size
 from tests.api.factories import ScheduleFactory, SchedulerConfigFactory
 
 pytestmark = pytest.mark.django_db
@@ -63,12 +61,7 @@ def test_schedule_list_query_count_does_not_grow_with_page_size(api, staff):
     for index in range(30):
         for config in configs:
             ScheduleFactory(config=config, cron_expression=f"{index} 3 * * *")
-    client = api.as_user(staff)
-    counts = {}
-    for size in (5, 50):
-        with CaptureQueriesContext(connection) as queries:
-            assert len(client.get(f"/api/v1/schedules/?page_size={size}").json()["results"]) == size
-        counts[size] = len(queries)
+    counts = queries_per_page_size(api.as_user(staff), "/api/v1/schedules/")
     assert counts[5] == counts[50] <= 4, counts
 
 
