@@ -186,7 +186,12 @@ class JobRunViewSet(ListFiltersOnly, mixins.ListModelMixin, mixins.RetrieveModel
         if run is None:
             raise NotFound("Not found.")
         etag = selectors.job_run_etag(run)
-        headers = {"ETag": etag, "Last-Modified": http_date(run.updated_at.timestamp())}
+        # private: the answer depends on who asks; no-cache: a client may keep it, but asks again (If-None-Match).
+        headers = {
+            "ETag": etag,
+            "Last-Modified": http_date(run.updated_at.timestamp()),
+            "Cache-Control": "private, no-cache",
+        }
         if etag in parse_etags(request.headers.get("If-None-Match", "")):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         response = Response(job_run_detail_data(run), headers=headers)

@@ -82,6 +82,7 @@ def test_detail_etag_answers_304_until_the_run_changes(api, alice):
     first = client.get(f"/api/v1/jobs/{run.pk}/")
     etag = first["ETag"]
     assert first.status_code == 200 and first["Last-Modified"]
+    assert first["Cache-Control"] == "private, no-cache"
 
     unchanged = client.get(f"/api/v1/jobs/{run.pk}/", HTTP_IF_NONE_MATCH=etag)
     assert unchanged.status_code == 304
