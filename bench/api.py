@@ -8,8 +8,8 @@
    table, unfiltered and filtered by status.
 
 Load: wrk (Debian package `wrk`: `apt-get install -y wrk`), one thread, 4 connections,
-127.0.0.1 only, WRK_SECONDS (default 5) per measurement after a 1 s warm-up. The two
-endpoints of the ratio are measured in turn, three rounds each, and the best round of
+127.0.0.1 only, WRK_SECONDS (default 3) per measurement after a 1 s warm-up. The two
+endpoints of the ratio are measured in turn, five rounds each, and the best round of
 each is kept: on a shared two-core machine the load of others moves every figure. Database
 connections are kept between requests (DATABASE_CONN_MAX_AGE=60, as production would
 set), on both sides; throttle rates are raised so that no request is throttled, but
@@ -31,9 +31,9 @@ from bench.__main__ import ROOT
 from kordant.embedded_redis import free_port
 
 RUNS = 100_000
-SECONDS = float(os.environ.get("WRK_SECONDS", "5"))
+SECONDS = float(os.environ.get("WRK_SECONDS", "3"))
 CONNECTIONS = 4
-ROUNDS = 3
+ROUNDS = 5
 TARGET_RATIO = 0.6
 
 
