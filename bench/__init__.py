@@ -16,4 +16,5 @@ BENCHMARKS = [
     "removebrokers",
     "reports",
     "admin",
+    "api",
 ]

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Count, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -246,4 +246,31 @@ def jobs_dashboard() -> dict:
         "workers": workers_online(connection=connection),
         "heartbeat": scheduler_heartbeat(connection=connection),
         "per_hour": [{"hour": hour, **bucket} for hour, bucket in per_hour.items()],
+    }
+
+
+def job_run_duration_histogram(buckets: tuple[float, ...]) -> dict[str, dict]:
+    """Run times of finished runs (completed or failed) kept in the table, per job type, as a
+    cumulative histogram: {"buckets": [runs <= each bound], "count": all, "sum": seconds}.
+    One query; the counts only grow until `jobs_prune` deletes old runs."""
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    aggregates = {
+        f"le_{index}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
+        for index, bound in enumerate(buckets)
+    }
+    rows = (
+        JobRun.objects.filter(status__in=(Status.COMPLETED, Status.FAILED), started_at__isnull=False)
+        .exclude(finished_at__isnull=True)
+        .alias(duration=duration)
+        .order_by()
+        .values("job_type")
+        .annotate(total=Count("pk"), seconds=Sum("duration"), **aggregates)
+    )
+    return {
+        row["job_type"]: {
+            "buckets": [row[f"le_{index}"] for index in range(len(buckets))],
+            "count": row["total"],
+            "sum": row["seconds"].total_seconds() if row["seconds"] is not None else 0.0,
+        }
+        for row in rows
     }

@@ -5,6 +5,7 @@ Every variable is listed with a comment in `.env.example`. Local defaults are sa
 secrets and URLs explicitly.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -86,11 +87,16 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "kordant",
     "jobs",
     "scanners",
     "reports",
     "notifications",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -276,11 +282,73 @@ HOMETITLE_SODA_DATASET = env("HOMETITLE_SODA_DATASET", default="")
 HOMETITLE_SODA_APP_TOKEN = env("HOMETITLE_SODA_APP_TOKEN", default="")
 HOMETITLE_SODA_TIMEOUT_SECONDS = env.float("HOMETITLE_SODA_TIMEOUT_SECONDS", default=20.0)
 
+# --- REST API (api/) -------------------------------------------------------------------
+
+# Throttle rates per user (anonymous: per address) as "<count>/<second|minute|hour|day>".
+# Counts are kept in Redis, so every web process shares them (api/throttles.py).
+
+
+def _throttle_rate(name: str, default: str) -> str:
+    value = env(name, default=default)
+    if not re.fullmatch(r"[0-9]+/(second|minute|hour|day|s|m|h|d)", value):
+        raise ImproperlyConfigured(
+            f"{name} must be a count per second, minute, hour or day, like 600/minute; not {value!r}"
+        )
+    return value
+
+
+API_THROTTLE_USER = _throttle_rate("API_THROTTLE_USER", "600/minute")
+API_THROTTLE_ANON = _throttle_rate("API_THROTTLE_ANON", "60/minute")
+API_THROTTLE_ENQUEUE = _throttle_rate("API_THROTTLE_ENQUEUE", "30/minute")
+API_THROTTLE_TOKEN = _throttle_rate("API_THROTTLE_TOKEN", "10/minute")
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=25)
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
+
 REST_FRAMEWORK = {
+    # Token first: an anonymous request is then a 401 with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.UserThrottle", "api.throttles.AnonThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": API_THROTTLE_USER,
+        "anon": API_THROTTLE_ANON,
+        "enqueue": API_THROTTLE_ENQUEUE,
+        "token": API_THROTTLE_TOKEN,
+    },
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumberPagination",
+    "PAGE_SIZE": API_PAGE_SIZE,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Kordant Jobs API",
+    "DESCRIPTION": "Job status and control, schedules, and the products' findings. Errors have one shape: "
+    '`{"error": {"code", "message", "fields"}}`.',
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "JobRunStatusEnum": "jobs.models.JobRun.Status",
+        "FindingStatusEnum": "scanners.findings.FindingStatus",
+        "SeverityEnum": "scanners.findings.Severity",
+        "TierEnum": "kordant.models.Subscription.Tier",
+    },
 }
 
 LOGGING = {

@@ -1,6 +1,7 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 
+from reports.models import Report
 from reports.selectors import report_for_user
 
 
@@ -9,6 +10,11 @@ def report_download(request, report_id: int):
     report = report_for_user(request.user, report_id)
     if report is None:
         raise Http404("No such report")
+    return report_file_response(report)
+
+
+def report_file_response(report: Report) -> FileResponse:
+    """The PDF as an attachment named for its period (the API's download answers the same)."""
     try:
         handle = default_storage.open(report.file.name, "rb")
     except FileNotFoundError:

@@ -72,3 +72,10 @@ def test_a_malformed_encryption_key_names_the_variable():
     result = boot(IDENTIFIER_ENCRYPTION_KEYS="too-short")
     assert result.returncode != 0
     assert "IDENTIFIER_ENCRYPTION_KEYS: key 1 is not a Fernet key" in result.stderr
+
+
+@pytest.mark.parametrize("rate", ["600", "600/fortnight", "lots/minute"])
+def test_a_malformed_api_throttle_rate_names_the_variable(rate):
+    result = boot(API_THROTTLE_ENQUEUE=rate)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: API_THROTTLE_ENQUEUE" in result.stderr

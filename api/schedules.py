@@ -1,0 +1,161 @@
+"""/api/v1/schedules/ (owners pause and resume their own; staff trigger) and /api/v1/scheduler-configs/ (staff)."""
+
+from __future__ import annotations
+
+import copy
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from api import selectors
+from api.errors import model_errors
+from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
+from api.permissions import IsStaff
+from api.throttles import EnqueueThrottle, UserThrottle
+from api.viewsets import ListFiltersOnly
+from jobs.models import JobRun, Schedule, SchedulerConfig
+from jobs.registry import registry
+from jobs.scheduling import schedule_set_enabled, schedule_trigger_now
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    job_type = serializers.CharField(source="config.job_type", read_only=True)
+    tier = serializers.CharField(source="config.tier", read_only=True)
+    last_status = serializers.ChoiceField(
+        choices=JobRun.Status.choices, allow_blank=True, read_only=True, help_text="Empty until the first run."
+    )
+
+    class Meta:
+        model = Schedule
+        fields = [
+            "id",
+            "subscription",
+            "config",
+            "job_type",
+            "tier",
+            "cron_expression",
+            "timezone",
+            "enabled",
+            "next_run_at",
+            "last_run_at",
+            "last_run",
+            "last_status",
+            "run_count",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ScheduleFilter(django_filters.FilterSet):
+    enabled = django_filters.BooleanFilter()
+    subscription = django_filters.NumberFilter(field_name="subscription_id")
+    job_type = django_filters.CharFilter(field_name="config__job_type")
+
+    class Meta:
+        model = Schedule
+        fields = []
+
+
+class ScheduleViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
+    """A subscription's recurring runs. Owners pause and resume their own; staff also trigger a run now."""
+
+    serializer_class = ScheduleSerializer
+    filterset_class = ScheduleFilter
+    ordering_fields = ["next_run_at", "last_run_at", "created_at", "id"]
+
+    def get_queryset(self):
+        return selectors.schedules_visible(self.request.user)
+
+    def get_permissions(self):
+        if self.action == "trigger":
+            return [IsStaff()]
+        return super().get_permissions()
+
+    def get_throttles(self):
+        if self.action == "trigger":
+            return [UserThrottle(), EnqueueThrottle()]
+        return super().get_throttles()
+
+    @extend_schema(request=None, responses=ScheduleSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Stop this schedule's runs until it is resumed (its row and history stay)."""
+        return Response(ScheduleSerializer(schedule_set_enabled(self.get_object(), False)).data)
+
+    @extend_schema(request=None, responses=ScheduleSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Start a paused schedule again from its next tick after now (no catch-up run)."""
+        return Response(ScheduleSerializer(schedule_set_enabled(self.get_object(), True)).data)
+
+    @extend_schema(request=None, responses={202: JobRunDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def trigger(self, request, pk=None):
+        """Run the schedule's job now as a manual run; the schedule's timing stays as it was."""
+        run = schedule_trigger_now(self.get_object(), user=request.user)
+        return Response(
+            job_run_detail_data(run),
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": job_run_location(run)},
+        )
+
+
+class SchedulerConfigSerializer(serializers.ModelSerializer):
+    """Validated as the admin validates it: the model's full_clean (cron syntax, frequency or cron, uniqueness)."""
+
+    class Meta:
+        model = SchedulerConfig
+        fields = [
+            "id",
+            "tier",
+            "job_type",
+            "frequency",
+            "cron_expression",
+            "enabled",
+            "priority",
+            "overlap",
+            "run_on_change",
+            "description",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # full_clean checks the (tier, job_type) constraint below, with the admin's message.
+        validators = []
+
+    def validate_job_type(self, value: str) -> str:
+        if value not in registry:
+            raise serializers.ValidationError(f"Unknown job type {value!r}; known: {', '.join(registry.names())}.")
+        return value
+
+    def validate(self, attrs):
+        # The row as it would be saved, checked without saving; a copy, so a refusal leaves the instance alone.
+        config = copy.copy(self.instance) if self.instance is not None else SchedulerConfig()
+        for name, value in attrs.items():
+            setattr(config, name, value)
+        try:
+            config.full_clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(model_errors(exc)) from None
+        return attrs
+
+
+class SchedulerConfigViewSet(ListFiltersOnly, viewsets.ModelViewSet):
+    """What each tier runs and how often (staff). Saving re-syncs the tier's schedules after commit."""
+
+    serializer_class = SchedulerConfigSerializer
+    permission_classes = [IsStaff]
+    filterset_fields = ["tier", "job_type", "enabled"]
+    ordering_fields = ["tier", "job_type", "id"]
+
+    def get_queryset(self):
+        return selectors.scheduler_configs_all()
+
+    def get_success_headers(self, data):
+        return {"Location": reverse("api:schedulerconfig-detail", kwargs={"pk": data["id"]})}

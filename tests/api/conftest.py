@@ -1,0 +1,64 @@
+import datetime as dt
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from tests.factories import SubscriptionFactory, UserFactory
+
+
+@pytest.fixture
+def api():
+    """An API client: `api.as_user(user)` logs a user in with a real token, as a script would."""
+    from rest_framework.authtoken.models import Token
+
+    class Client(APIClient):
+        def as_user(self, user):
+            token, _ = Token.objects.get_or_create(user=user)
+            self.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            return self
+
+    return Client()
+
+
+@pytest.fixture
+def alice(db):
+    return SubscriptionFactory(user=UserFactory(username="alice")).user
+
+
+@pytest.fixture
+def bob(db):
+    return SubscriptionFactory(user=UserFactory(username="bob")).user
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="operator", is_staff=True)
+
+
+def error_of(response) -> dict:
+    """The one error shape; fails the test if the body has any other."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "fields"}, body
+    return body["error"]
+
+
+@pytest.fixture
+def throttle_window():
+    """Time stands still mid-minute, so requests counted against a per-minute limit share one window."""
+    with time_machine.travel(dt.datetime(2026, 12, 2, 9, 0, 30, tzinfo=dt.UTC), tick=False):
+        yield
+
+
+def queries_per_page_size(client, path: str, sizes=(5, 50)) -> dict[int, int]:
+    """{page size: queries one list request made}, checking each page came back full."""
+    counts = {}
+    for size in sizes:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"{path}?page_size={size}")
+        assert len(response.json()["results"]) == size, response.json()
+        counts[size] = len(queries)
+    return counts
