@@ -44,11 +44,26 @@ def error_summary(error: str) -> str:
 
 
 class OutputSerializer(serializers.Serializer):
-    """A serializer that only writes responses: each one takes shallow copies of the declared
-    fields instead of DRF's deep copies, which re-construct every field on every response."""
+    """A serializer that only writes responses, its fields made and bound once per class.
+
+    DRF deep-copies and binds every declared field again for every response; for the job
+    detail (30 fields and the events) that was half of serializing it. These fields keep
+    no per-response state (none reads the context; the method fields are pure functions of
+    the run), so the set bound for the first response serves every later one. `.fields`
+    (what the schema generator reads) is left as DRF makes it, from shallow copies.
+    """
 
     def get_fields(self):
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+    @property
+    def _readable_fields(self):
+        cls = type(self)
+        fields = cls.__dict__.get("_response_fields")
+        if fields is None:
+            fields = [field for field in self.fields.values() if not field.write_only]
+            cls._response_fields = fields
+        return fields
 
 
 class JobEventSerializer(OutputSerializer):

@@ -76,6 +76,24 @@ def test_detail_shows_progress_attempts_result_error_and_events(api, alice):
     assert body["events"][1]["message"] == "no retries left"
 
 
+def test_each_detail_shows_its_own_run_though_fields_are_bound_once(api, staff):
+    # The response serializers bind their fields for the first response and reuse them.
+    first = JobRunFactory(error="first: broke", started_at=None, finished_at=None)
+    JobEventFactory(job_run=first, message="first event")
+    second = JobRunFactory(
+        error="second: broke too",
+        started_at=dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC),
+        finished_at=dt.datetime(2026, 11, 1, 12, 0, 5, tzinfo=dt.UTC),
+    )
+
+    bodies = [api.as_user(staff).get(f"/api/v1/jobs/{run.pk}/").json() for run in (first, second, first)]
+
+    assert [body["id"] for body in bodies] == [str(first.pk), str(second.pk), str(first.pk)]
+    assert [body["error_summary"] for body in bodies] == ["first: broke", "second: broke too", "first: broke"]
+    assert [body["duration_seconds"] for body in bodies] == [None, 5, None]
+    assert [[event["message"] for event in body["events"]] for body in bodies] == [["first event"], [], ["first event"]]
+
+
 def test_detail_etag_answers_304_until_the_run_changes(api, alice):
     run = JobRunFactory(subscription=alice.subscriptions.get(), status=Status.RUNNING)
     client = api.as_user(alice)
