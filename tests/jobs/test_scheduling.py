@@ -50,6 +50,15 @@ def ping_config():
     return SchedulerConfig.objects.create(tier="plus", job_type="jobs.ping", cron_expression="0 * * * *")
 
 
+@pytest.fixture
+def ping_only(ping_config):
+    """The hourly ping and no other config: whether a spread weekly or monthly tick also falls
+    due in a test's window depends on the subscription ids, which PostgreSQL's sequences
+    carry over from earlier tests."""
+    SchedulerConfig.objects.exclude(pk=ping_config.pk).update(enabled=False)
+    return ping_config
+
+
 def schedules_of(subscription):
     return {s.config.job_type: s for s in Schedule.objects.filter(subscription=subscription).select_related("config")}
 
@@ -212,7 +221,7 @@ def test_unknown_timezone_on_a_schedule_is_refused(traveller):
 # --- firing ----------------------------------------------------------------------------
 
 
-def test_a_due_entry_makes_one_cron_run_that_a_worker_completes(redis_conn, traveller, ping_config, run_worker):
+def test_a_due_entry_makes_one_cron_run_that_a_worker_completes(redis_conn, traveller, ping_only, run_worker):
     subscription = SubscriptionFactory(tier="plus")
     schedule = ping_schedule(subscription)
     assert schedule.next_run_at == START + timedelta(hours=1)
@@ -316,7 +325,7 @@ def test_overlap_allow_runs_alongside(redis_conn, traveller, ping_config):
     assert list(JobRun.objects.filter(schedule=schedule).values_list("status", flat=True)) == ["queued", "queued"]
 
 
-def test_catch_up_after_three_missed_ticks_makes_one_run(redis_conn, traveller, ping_config):
+def test_catch_up_after_three_missed_ticks_makes_one_run(redis_conn, traveller, ping_only):
     schedule = ping_schedule(SubscriptionFactory(tier="plus"))
     # The scheduler was down through 13:00, 14:00 and 15:00.
     traveller.move_to(START + timedelta(hours=3, minutes=30))
@@ -371,10 +380,7 @@ def test_stock_rq_scheduler_fires_the_same_entries_through_a_worker(redis_conn, 
     )
 
 
-def test_a_burst_bigger_than_a_batch_fires_everything_once(redis_conn, traveller, ping_config):
-    # Only the hourly ping: whether a spread weekly tick also lands in this hour depends on the
-    # subscription ids, which PostgreSQL's sequences carry over from earlier tests.
-    SchedulerConfig.objects.exclude(pk=ping_config.pk).update(enabled=False)
+def test_a_burst_bigger_than_a_batch_fires_everything_once(redis_conn, traveller, ping_only):
     for _ in range(7):
         SubscriptionFactory(tier="plus")
     traveller.move_to(START + timedelta(hours=1, seconds=1))
