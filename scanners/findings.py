@@ -25,3 +25,19 @@ class FindingStatus(models.TextChoices):
     NEW = "new", "New"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     RESOLVED = "resolved", "Resolved"
+
+
+class Finding(models.Model):
+    """What a DarkWatch alert and a HomeTitle title change both are: a finding with a severity,
+    a status the customer moves on, and when they were told of it."""
+
+    Status = FindingStatus
+
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    status = models.CharField(max_length=16, choices=FindingStatus.choices, default=FindingStatus.NEW)
+    # Set when the subscriber was told; a scan that crashed before telling them is caught by the next.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True

@@ -2,7 +2,7 @@ from django.db import models
 
 from kordant.models import Subscription
 from scanners.darkwatch import identifiers
-from scanners.findings import FindingStatus, Severity
+from scanners.findings import Finding, Severity
 
 __all__ = ["Alert", "Breach", "BreachRecord", "Watchlist", "WatchlistItem"]
 
@@ -103,20 +103,13 @@ class BreachRecord(models.Model):
         return f"{self.get_kind_display()} in breach {self.breach_id}"
 
 
-class Alert(models.Model):
+class Alert(Finding):
     """A watched item found in a breach; one per item and breach, however often it is scanned."""
-
-    Status = FindingStatus
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="darkwatch_alerts")
     item = models.ForeignKey(WatchlistItem, on_delete=models.CASCADE, related_name="alerts")
     breach = models.ForeignKey(Breach, on_delete=models.CASCADE, related_name="alerts")
-    severity = models.CharField(max_length=16, choices=Severity.choices)
-    status = models.CharField(max_length=16, choices=FindingStatus.choices, default=FindingStatus.NEW)
     first_seen = models.DateTimeField()
-    # Set when the subscriber was told; a scan that crashed before telling them is caught by the next.
-    notified_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "breach"], name="alert_unique_item_breach")]

@@ -1,7 +1,7 @@
 from django.db import models
 
 from kordant.models import Subscription
-from scanners.findings import FindingStatus, Severity
+from scanners.findings import Finding
 
 __all__ = ["Property", "RecordedDocument", "TitleChange"]
 
@@ -82,18 +82,12 @@ class RecordedDocument(models.Model):
         return f"{self.get_document_type_display()} {self.document_number} ({self.county})"
 
 
-class TitleChange(models.Model):
+class TitleChange(Finding):
     """A new document on a watched property; one per property and document, however often it is scanned."""
-
-    Status = FindingStatus
 
     property = models.ForeignKey(Property, on_delete=models.CASCADE, related_name="title_changes")
     document = models.ForeignKey(RecordedDocument, on_delete=models.CASCADE, related_name="title_changes")
-    severity = models.CharField(max_length=16, choices=Severity.choices)
-    status = models.CharField(max_length=16, choices=FindingStatus.choices, default=FindingStatus.NEW)
     detected_at = models.DateTimeField()
-    notified_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
