@@ -3,6 +3,8 @@ the engine over the configured sources, close them, and tell the subscriber what
 
 from collections.abc import Callable
 
+from django.conf import settings
+
 from jobs import Payload
 from jobs.errors import PermanentJobError
 from kordant.models import Subscription
@@ -10,6 +12,17 @@ from kordant.models import Subscription
 
 class ScanPayload(Payload):
     subscription_id: int
+
+
+def providers_named(setting: str, factories: dict[str, Callable[[], object]]) -> list:
+    """The providers the setting of that name lists, in its order, each made by its factory;
+    PermanentJobError for a name with no factory. The caller closes them."""
+    providers = []
+    for name in getattr(settings, setting):
+        if name not in factories:
+            raise PermanentJobError(f"{setting} names an unknown provider {name!r}; known: {', '.join(factories)}")
+        providers.append(factories[name]())
+    return providers
 
 
 def scan_singleton_key(payload: ScanPayload) -> str:

@@ -27,6 +27,7 @@ from jobs.errors import PermanentJobError, ProviderUnavailable
 from kordant.outbound import ProviderClient, get, provider_error
 from scanners.darkwatch import identifiers
 from scanners.darkwatch.models import BreachRecord
+from scanners.scanning import providers_named
 
 
 @dataclass(frozen=True)
@@ -155,19 +156,15 @@ def _date(value) -> date | None:
 
 def providers_from_settings() -> list[BreachProvider]:
     """The providers DARKWATCH_PROVIDERS names, configured from settings; the caller closes them."""
-    providers: list[BreachProvider] = []
-    for name in settings.DARKWATCH_PROVIDERS:
-        if name == "corpus":
-            providers.append(CorpusProvider())
-        elif name == "hibp":
-            providers.append(
-                HIBPProvider(
-                    base_url=settings.HIBP_BASE_URL,
-                    api_key=settings.HIBP_API_KEY,
-                    user_agent=settings.HIBP_USER_AGENT,
-                    timeout=settings.HIBP_TIMEOUT_SECONDS,
-                )
-            )
-        else:
-            raise PermanentJobError(f"DARKWATCH_PROVIDERS names an unknown provider {name!r}; known: corpus, hibp")
-    return providers
+    return providers_named(
+        "DARKWATCH_PROVIDERS",
+        {
+            "corpus": CorpusProvider,
+            "hibp": lambda: HIBPProvider(
+                base_url=settings.HIBP_BASE_URL,
+                api_key=settings.HIBP_API_KEY,
+                user_agent=settings.HIBP_USER_AGENT,
+                timeout=settings.HIBP_TIMEOUT_SECONDS,
+            ),
+        },
+    )

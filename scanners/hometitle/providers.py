@@ -25,6 +25,7 @@ from jobs.errors import PermanentJobError, ProviderUnavailable
 from kordant.outbound import ProviderClient, get, provider_error
 from scanners.hometitle.documents import document_type
 from scanners.hometitle.models import RecordedDocument, parcel_key
+from scanners.scanning import providers_named
 
 DOCUMENT_COLUMNS = [
     "county",
@@ -166,19 +167,15 @@ def _soql_text(value: str) -> str:
 
 def providers_from_settings() -> list:
     """The providers HOMETITLE_PROVIDERS names, configured from settings; the caller closes them."""
-    providers = []
-    for name in settings.HOMETITLE_PROVIDERS:
-        if name == "recorder":
-            providers.append(RecorderProvider())
-        elif name == "soda":
-            providers.append(
-                SodaProvider(
-                    base_url=settings.HOMETITLE_SODA_BASE_URL,
-                    dataset=settings.HOMETITLE_SODA_DATASET,
-                    app_token=settings.HOMETITLE_SODA_APP_TOKEN,
-                    timeout=settings.HOMETITLE_SODA_TIMEOUT_SECONDS,
-                )
-            )
-        else:
-            raise PermanentJobError(f"HOMETITLE_PROVIDERS names an unknown provider {name!r}; known: recorder, soda")
-    return providers
+    return providers_named(
+        "HOMETITLE_PROVIDERS",
+        {
+            "recorder": RecorderProvider,
+            "soda": lambda: SodaProvider(
+                base_url=settings.HOMETITLE_SODA_BASE_URL,
+                dataset=settings.HOMETITLE_SODA_DATASET,
+                app_token=settings.HOMETITLE_SODA_APP_TOKEN,
+                timeout=settings.HOMETITLE_SODA_TIMEOUT_SECONDS,
+            ),
+        },
+    )
