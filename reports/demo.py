@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from kordant.models import Subscription
 from reports.models import Report
 from reports.services import report_request
 
@@ -18,8 +19,6 @@ PERIOD_DAYS = 30
 
 def report_demo_ensure() -> str:
     """Ask for each demo subscriber's last-30-days report, unless they already have one; say what was asked."""
-    from kordant.models import Subscription
-
     asked = []
     for subscription in Subscription.objects.filter(user__username__in=DEMO_USERNAMES).select_related("user"):
         if Report.objects.filter(subscription=subscription).exists():
