@@ -19,12 +19,11 @@ from datetime import datetime
 from rq_scheduler import Scheduler
 
 from jobs.dispatch import redis_connection
+from jobs.entrypoints import FIRE  # a wire contract like jobs.runner.execute: stored entries name it
 from jobs.models import schedule_entry_id
 
 SCHEDULED_KEY = Scheduler.scheduled_jobs_key
 ENTRY_PREFIX = "schedule-"
-# A wire contract like jobs.runner.execute: stored entries name it.
-FIRE = "jobs.scheduling.schedule_fire"
 # The queue a stock rq-scheduler would put FIRE on: it is quick bookkeeping, ahead of scans.
 FIRE_QUEUE = "high"
 _JOB_KEY = "rq:job:"
@@ -32,11 +31,18 @@ _JOB_KEY = "rq:job:"
 
 def pk_of(entry_id: str | bytes) -> int | None:
     """The schedule pk an entry id names, or None for an entry that is not a schedule's."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    try:
+        text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    except UnicodeDecodeError:
+        return None
     if not text.startswith(ENTRY_PREFIX):
         return None
     number = text[len(ENTRY_PREFIX) :]
-    return int(number) if number.isdigit() else None
+    # Only the id schedule_entry_id writes: "schedule-007" or "schedule-³" (a digit to
+    # str.isdigit, not to int) would never be moved on after firing, and fire every pass.
+    if number.isascii() and number.isdigit() and str(int(number)) == number:
+        return int(number)
+    return None
 
 
 # Writing and checking entries in Redis itself: one command per batch instead of two
@@ -126,15 +132,19 @@ def entry_pks(*, connection=None, batch: int = 10_000) -> set[int]:
     return found
 
 
-def due_entries(now: float, *, limit: int, connection=None) -> tuple[list[int], list[str]]:
-    """Entries due by `now`, oldest first: (schedule pks, ids of other rq-scheduler jobs)."""
+def due_entries(now: float, *, limit: int, connection=None) -> tuple[list[int], list[bytes]]:
+    """Entries due by `now`, oldest first: (schedule pks, other members as stored).
+
+    Other members stay bytes: whoever wrote them need not have written UTF-8, and the
+    stock path must still be able to remove them.
+    """
     connection = connection or redis_connection()
     ours: list[int] = []
-    others: list[str] = []
+    others: list[bytes] = []
     for member in connection.zrangebyscore(SCHEDULED_KEY, "-inf", now, start=0, num=limit):
         pk = pk_of(member)
         if pk is None:
-            others.append(member.decode())
+            others.append(member)
         else:
             ours.append(pk)
     return ours, others

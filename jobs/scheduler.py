@@ -13,12 +13,15 @@ import logging
 import time
 from datetime import timedelta
 
+import redis
 from django.db import close_old_connections
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
+from rq.job import JOB_ID_PATTERN
 from rq_scheduler import Scheduler
 
 from jobs import entries
+from jobs.entrypoints import job_refusal, quarantine_record, shown
 from jobs.scheduling import (
     FireReport,
     scheduler_heartbeat_write,
@@ -28,6 +31,7 @@ from jobs.scheduling import (
     system_jobs_enqueue_due,
 )
 from jobs.services import delayed_runs_push_due, job_runs_recover
+from jobs.worker import JSONJob
 
 logger = logging.getLogger("jobs.scheduler")
 
@@ -40,8 +44,9 @@ class KordantScheduler(Scheduler):
     resync_every = 3600.0
     fire_batch = 2000
 
-    def __init__(self, *args, interval=60, **kwargs):
-        super().__init__(*args, interval=min(interval, self.poll_seconds), **kwargs)
+    def __init__(self, *args, interval=60, job_class=None, **kwargs):
+        # Whatever the caller passes, jobs are loaded through the class that refuses foreign ones.
+        super().__init__(*args, interval=min(interval, self.poll_seconds), job_class=JSONJob, **kwargs)
         self._last_recovery = 0.0
         self._last_resync = time.monotonic()  # run() syncs at start
 
@@ -106,18 +111,48 @@ class KordantScheduler(Scheduler):
             previous = (ours, others)
             if ours:
                 report += schedules_fire(ours)
-            for job_id in others:
-                self._enqueue_stock(job_id)
+            for member in others:
+                self._enqueue_stock(member)
             self._renew_lock()
 
-    def _enqueue_stock(self, job_id: str) -> None:
-        # A plain rq-scheduler job somebody registered: rq-scheduler's own path.
+    def _enqueue_stock(self, member: bytes) -> None:
+        # A plain rq-scheduler job somebody registered: rq-scheduler's own path, for a job
+        # our job class accepts (jobs.entrypoints). Anything else is quarantined: left in
+        # the set, it would raise again every second and hold up the entries behind it.
+        try:
+            job_id = member.decode()
+            if not JOB_ID_PATTERN.fullmatch(job_id):
+                raise ValueError("not a job id")  # RQ would read "a:b" as job "a" and never remove it
+        except ValueError:
+            self._quarantine(member, "member is not a job id")
+            return
         try:
             job = self.job_class.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             self.cancel(job_id)
             return
-        self.enqueue_job(job)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            raise
+        except Exception as error:  # a key that is no hash, say
+            self._quarantine(member, f"unloadable job ({type(error).__name__}: {shown(str(error))})")
+            return
+        if (reason := job_refusal(job)) is not None:
+            self._quarantine(member, reason)
+            return
+        try:
+            self.enqueue_job(job)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            raise
+        except Exception as error:  # rq-scheduler's own fields (meta repeat, interval, cron_string)
+            self._quarantine(member, f"rq-scheduler could not enqueue it ({type(error).__name__}: {shown(str(error))})")
+
+    def _quarantine(self, member: bytes, reason: str) -> None:
+        """Take an entry out of the scheduled set for good: one log line and a quarantine record."""
+        logger.warning("scheduler quarantined entry %s: %s", shown(member), reason)
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.scheduled_jobs_key, member)
+            quarantine_record(member, "scheduler", reason, pipeline=pipe)
+            pipe.execute()
 
     def _renew_lock(self) -> None:
         if self._lock_acquired:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
@@ -11,6 +11,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from jobs import dispatch
+from jobs.entrypoints import quarantined
 from jobs.models import JobRun
 from jobs.registry import QUEUES
 from jobs.scheduling import HEARTBEAT_KEY
@@ -245,8 +246,17 @@ def jobs_dashboard() -> dict:
         "oldest_queued_seconds": oldest.total_seconds() if oldest is not None else None,
         "workers": workers_online(connection=connection),
         "heartbeat": scheduler_heartbeat(connection=connection),
+        "quarantine": quarantine_latest(connection=connection),
         "per_hour": [{"hour": hour, **bucket} for hour, bucket in per_hour.items()],
     }
+
+
+def quarantine_latest(*, limit: int = 10, connection=None) -> list[dict]:
+    """The latest jobs and scheduler entries refused as hostile or unreadable (jobs.entrypoints)."""
+    return [
+        {**record, "at": datetime.fromtimestamp(record["at"], tz=UTC)}
+        for record in quarantined(limit=limit, connection=connection)
+    ]
 
 
 def job_run_duration_histogram(buckets: tuple[float, ...]) -> dict[str, dict]:

@@ -8,12 +8,18 @@ import logging
 import tempfile
 import time
 
+import redis
 from django.db import close_old_connections, connections
 from redis.driver_info import DriverInfo
 from rq import SimpleWorker, Worker
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
+from rq.utils import now, utcformat
+
+from jobs.dispatch import RQ_FAILURE_TTL
+from jobs.entrypoints import job_refusal, quarantine_record, shown
 
 logger = logging.getLogger("jobs.worker")
 
@@ -27,14 +33,64 @@ PAUSE_POLL_SECONDS = 1
 _NOTHING_QUEUE = "kordant-all-paused"
 
 
+class JobRefused(Exception):
+    """A job read from Redis asks for something the project does not run (jobs.entrypoints)."""
+
+
 class JSONJob(Job):
-    """An RQ job whose data is JSON, never pickle: writing to Redis must not mean running code."""
+    """An RQ job whose data is JSON, never pickle: writing to Redis must not mean running code.
+
+    JSON alone is not enough: the data names the function to call, and RQ would import
+    whatever it names, and the callbacks the hash names too. So this class, which every
+    path loads jobs through (worker, work horse, scheduler, django-rq's pages), resolves
+    only the entry points in jobs.entrypoints and refuses anything else without importing it.
+    """
+
+    # Why RQ could not read this job's hash, when it could not (see restore).
+    _unreadable: str | None = None
 
     def __init__(self, id=None, connection=None, serializer=None):
         super().__init__(id, connection)
         # Set after, not passed in: rq checks a passed serializer against a typing.Protocol,
         # which costs more than the rest of building a job.
         self.serializer = JSONSerializer
+
+    def restore(self, raw_data):
+        # A hash written by hand may hold a field RQ cannot parse (a status it does not know,
+        # a date that is not one). RQ raises, and a worker meeting that while dequeuing exits:
+        # one bad hash would stop every worker. Kept as a reason to refuse the job instead.
+        try:
+            super().restore(raw_data)
+        except NoSuchJobError:
+            raise
+        except Exception as error:
+            self._unreadable = f"{type(error).__name__}: {shown(str(error))}"
+
+    @property
+    def func(self):
+        if (reason := job_refusal(self)) is not None:
+            raise JobRefused(reason)
+        return super().func
+
+    # The project uses no callbacks: a hash naming one is refused, and the name never imported.
+
+    @property
+    def success_callback(self):
+        return self._no_callback(self._success_callback_name)
+
+    @property
+    def failure_callback(self):
+        return self._no_callback(self._failure_callback_name)
+
+    @property
+    def stopped_callback(self):
+        return self._no_callback(self._stopped_callback_name)
+
+    @staticmethod
+    def _no_callback(name):
+        if name:
+            raise JobRefused(f"job names a callback {shown(name)}")
+        return None
 
     def delete(self, pipeline=None, remove_from_queue=True, delete_dependents=False):
         # RQ deletes a finished job (RQ_RESULT_TTL is 0) only after reading its status and
@@ -109,7 +165,45 @@ class KordantWorkerMixin:
         # second lets it see a queue resumed (or paused) meanwhile.
         if timeout is not None:
             timeout = min(timeout, PAUSE_POLL_SECONDS)
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        # Every job is checked here, in the long-lived parent, before anything claims, forks
+        # or runs it: a refused job is failed and the worker takes the next one.
+        while True:
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                raise
+            except Exception as error:
+                # RQ could not even load the job (an id it refuses, a key that is no hash);
+                # unhandled, this ends the worker. RQ tags the error with the job and queue.
+                job_id, queue = getattr(error, "job_id", None), getattr(error, "queue", None)
+                if job_id is None or queue is None:
+                    raise
+                self._refuse(job_id, queue, f"unloadable job ({type(error).__name__}: {shown(str(error))})")
+                continue
+            if result is None:
+                return None
+            job, queue = result
+            reason = job_refusal(job, queue_name=queue.name)
+            if reason is None:
+                return result
+            self._refuse(job.id, queue, reason, loaded=True)
+
+    def _refuse(self, job_id: str, queue, reason: str, *, loaded: bool = False) -> None:
+        """Fail a job this worker must not run: one log line, the failed registry, the quarantine."""
+        logger.error("refused job %s from queue %s: %s", shown(job_id), queue.name, reason)
+        with self.connection.pipeline() as pipe:
+            pipe.lrem(queue.intermediate_queue_key, 0, job_id)  # where RQ parks a job it dequeued
+            if loaded:
+                # Only what marks it failed: RQ's own bookkeeping would save the hostile hash whole.
+                key = Job.key_for(job_id)
+                pipe.hset(key, mapping={"status": "failed", "ended_at": utcformat(now()), "exc_info": reason})
+                pipe.expire(key, RQ_FAILURE_TTL)
+                pipe.zadd(queue.failed_job_registry.key, {job_id: time.time() + RQ_FAILURE_TTL})
+            quarantine_record(job_id, "worker", reason, pipeline=pipe)
+            try:
+                pipe.execute()
+            except redis.exceptions.ResponseError:
+                logger.exception("could not fail refused job %s", shown(job_id))
 
     # RQ's own bookkeeping, in fewer Redis round trips: each one costs about as much as a
     # no-op job's database write, and RQ makes about twenty per job.
