@@ -120,9 +120,11 @@ class KordantWorkerMixin:
     _paused_read_at = float("-inf")
     _paused: frozenset[str] = frozenset()
 
-    def __init__(self, *args, serializer=None, job_class=None, **kwargs):
+    def __init__(self, *args, serializer=None, job_class=None, log_job_description=None, **kwargs):
         # The rqworker command passes pickle's serializer by default; Kordant refuses it.
-        super().__init__(*args, serializer=JSONSerializer, job_class=JSONJob, **kwargs)
+        # RQ logs each job's description as it dequeues it, before any check: ours is only
+        # "run <id>", and one written by hand could be megabytes, so the id alone is logged.
+        super().__init__(*args, serializer=JSONSerializer, job_class=JSONJob, log_job_description=False, **kwargs)
         # Import the runner once here, not in every forked work horse.
         import jobs.runner  # noqa: F401
 

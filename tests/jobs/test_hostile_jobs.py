@@ -79,6 +79,8 @@ def hostile_entries(markers: Path) -> dict[str, dict]:
         # Ids RQ cannot load at all: one it refuses to parse, and a key that is no hash.
         "bad id!": {"data": _json(RUNNER, None, ["bad id!"], {})},
         "not-a-hash": "a string, not a hash",
+        # Megabytes RQ would have logged whole as it dequeued the job.
+        "huge-description": {"data": _json("os.system", None, [touch], {}), "description": "x" * 5_000_000},
     }
 
 
@@ -134,6 +136,7 @@ def test_a_burst_worker_refuses_every_hostile_job_and_runs_the_one_behind_them(w
     failed = {member.decode() for member in redis_conn.zrange("rq:failed:default", 0, -1)}
     assert failed == failable(hostile), output
     # One clear line each (a missing hash is nothing to refuse), and in the quarantine list.
+    assert len(output) < 100_000
     refused_lines = [line for line in output.splitlines() if "refused job" in line]
     assert len(refused_lines) == len(hostile) - 1, output
     assert {record["id"] for record in quarantined(connection=redis_conn)} == set(hostile) - {"missing-hash"}
