@@ -338,3 +338,31 @@ def test_the_dashboard_shows_what_was_quarantined_and_survives_a_forged_list(adm
     assert 'id="kj-quarantine"' in text and "<code>foreign-function</code>" in text
     assert "&#x27;os.system&#x27; is not a registered entry point" in text
     assert "<b>touch" not in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_django_rq_pages_show_refused_jobs_and_a_requeue_is_refused_again(
+    admin_client, redis_conn, run_worker, markers, settings
+):
+    hostile = {job_id: fields for job_id, fields in hostile_entries(markers).items() if isinstance(fields, dict)}
+    for job_id, fields in hostile.items():
+        write_entry(redis_conn, job_id, fields)
+        redis_conn.rpush("rq:queue:default", job_id)
+    run_worker()
+    index = list(settings.RQ_QUEUES).index("default")
+    loaded = failable(hostile)
+
+    assert admin_client.get(f"/admin/rq/queues/{index}/failed/").status_code == 200
+    for job_id in loaded:
+        assert admin_client.get(f"/admin/rq/queues/{index}/{job_id}/").status_code == 200, job_id
+        admin_client.post(f"/admin/rq/queues/{index}/{job_id}/requeue/")
+    run_worker()
+
+    assert sorted(path.name for path in markers.iterdir()) == []
+    assert TARGET not in sys.modules
+    # Refused again, all but the one whose only fault was a status RQ could not read: marked
+    # failed, it became the runner with an id no run has, which the runner skips.
+    unreadable_status = {job_id for job_id, fields in hostile.items() if fields.get("status") == "bogus"}
+    failed = {member.decode() for member in redis_conn.zrange("rq:failed:default", 0, -1)}
+    assert failed == loaded - unreadable_status
+    assert list(JobRun.objects.all()) == []
