@@ -8,6 +8,7 @@ so `sync_schedules` can repair whatever a missed signal or a flushed Redis left 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -645,7 +646,13 @@ def scheduler_heartbeat_write(name: str, *, last_pass_seconds: float, fired: int
     connection = connection or entries.redis_connection()
     connection.hset(
         HEARTBEAT_KEY,
-        mapping={"at": time.time(), "name": name, "last_pass_seconds": last_pass_seconds, "fired": fired},
+        mapping={
+            "at": time.time(),
+            "name": name,
+            "pid": os.getpid(),  # which process is active when several wait on the lock
+            "last_pass_seconds": last_pass_seconds,
+            "fired": fired,
+        },
     )
     connection.expire(HEARTBEAT_KEY, 300)
 
