@@ -51,6 +51,8 @@ class KordantScheduler(Scheduler):
     short_passes_before_rebuild = 2
     # How long a count of the rows that want entries is trusted; a shortfall recounts at once.
     expected_count_seconds = 10.0
+    # A start-up sync or rebuild that failed (not for want of Redis) is tried again after this.
+    rebuild_retry_seconds = 30.0
 
     def __init__(self, *args, interval=60, **kwargs):
         super().__init__(*args, interval=min(interval, self.poll_seconds), **kwargs)
@@ -60,6 +62,7 @@ class KordantScheduler(Scheduler):
         self._redis_down = False  # this pass met a Redis connection error: the rest of it waits
         self._born = False
         self._synced_at_start = False
+        self._rebuild_not_before = 0.0
         self._short_passes = 0
         self._expected: tuple[float, int] | None = None  # (when counted, rows wanting entries)
 
@@ -136,8 +139,10 @@ class KordantScheduler(Scheduler):
 
     def keep_entries_whole(self) -> None:
         """Rebuild every entry from the database at start, and whenever Redis has lost them."""
+        if time.monotonic() < self._rebuild_not_before:
+            return
         if not self._synced_at_start:
-            self._resync("at start")
+            self._guarded_resync("at start")
             self._synced_at_start = True
             return
         reason = None
@@ -153,9 +158,21 @@ class KordantScheduler(Scheduler):
                 reason = f"{found} entries in Redis for {expected} enabled schedules"
         if reason:
             self._short_passes = 0
-            report = self._resync("after a loss", log=False)
+            report = self._guarded_resync("after a loss", log=False)
             logger.warning("schedule entries missing (%s): rebuilt from the database; %s", reason, report)
             entries.entries_rebuilt_record(reason, report.entries_written, connection=self.connection)
+
+    def _guarded_resync(self, when: str, *, log: bool = True) -> SyncReport:
+        # A sync that fails for another reason than Redis (a database error, a row it cannot
+        # handle) is retried after a while, not every second: it reads every subscription.
+        self._rebuild_not_before = time.monotonic() + self.rebuild_retry_seconds
+        try:
+            report = self._resync(when, log=log)
+        except REDIS_DOWN:
+            self._rebuild_not_before = 0.0  # retried as soon as Redis answers
+            raise
+        self._rebuild_not_before = 0.0
+        return report
 
     def _expected_entries(self, *, fresh: bool = False) -> int:
         now = time.monotonic()
