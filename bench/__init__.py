@@ -9,6 +9,7 @@ private Redis and database.
 BENCHMARKS = [
     "job_core",
     "scheduling",
+    "failover",
     "scanners",
     "webhooks",
     "notifications",

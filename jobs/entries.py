@@ -13,6 +13,7 @@ Entries are derived from the database and can always be rebuilt (`sync_schedules
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -148,3 +149,40 @@ def due_entries(now: float, *, limit: int, connection=None) -> tuple[list[int], 
         else:
             ours.append(pk)
     return ours, others
+
+
+# Set (with no expiry) whenever a full sync begins. Entries live only as long as Redis
+# keeps its data: when this key is gone, Redis was flushed or restarted empty, and with it
+# went every entry, so the scheduler rebuilds them at once. Set before the sync writes,
+# so a flush halfway through a sync is noticed too.
+BUILT_KEY = "kordant:scheduler:entries-built"
+# The last time the scheduler had to rebuild entries it found missing, and why (dashboard).
+REBUILT_KEY = "kordant:scheduler:entries-rebuilt"
+
+
+def entries_mark_built(*, connection=None) -> None:
+    (connection or redis_connection()).set(BUILT_KEY, time.time())
+
+
+def entries_built(*, connection=None) -> bool:
+    """False when Redis has lost the entries wholesale (flushed, or restarted without its data)."""
+    return bool((connection or redis_connection()).exists(BUILT_KEY))
+
+
+def entries_rebuilt_record(reason: str, written: int, *, connection=None) -> None:
+    """Remember a rebuild of missing entries for a day, for the dashboard."""
+    connection = connection or redis_connection()
+    connection.hset(REBUILT_KEY, mapping={"at": time.time(), "reason": reason, "written": written})
+    connection.expire(REBUILT_KEY, 24 * 3600)
+
+
+def entries_rebuilt_last(*, connection=None) -> dict | None:
+    """The last rebuild of missing entries within a day: age in seconds, why, how many written; or None."""
+    found = (connection or redis_connection()).hgetall(REBUILT_KEY)
+    if not found:
+        return None
+    return {
+        "age_seconds": max(0.0, time.time() - float(found[b"at"])),
+        "reason": found[b"reason"].decode(),
+        "written": int(found[b"written"]),
+    }

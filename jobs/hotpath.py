@@ -1,6 +1,7 @@
-"""The two writes every run makes, claim and completion, as one statement each on PostgreSQL.
+"""A run's status transitions (claim, completion, failure, ...) as one statement each on PostgreSQL.
 
-Each is an UPDATE and its audit-event INSERT. On PostgreSQL a data-modifying CTE does
+Each is an UPDATE and its audit-event INSERT, rendered from the transition's one
+definition in jobs/transitions.py, the same one the ORM path applies. On PostgreSQL a data-modifying CTE does
 both in one round trip, and with JOBS_ASYNC_COMMIT (the default) the commit does not
 wait for the WAL flush: for short jobs that flush is most of the worker's time.
 
@@ -12,47 +13,27 @@ either, and handlers are idempotent. Handlers' own writes keep synchronous commi
 Other databases take the ORM path in jobs/services.py, in one transaction each.
 """
 
-import json
 from contextlib import contextmanager
+from functools import cache
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from jobs.models import JobEvent, JobRun
+from jobs import transitions
+from jobs.models import JobRun
+from jobs.transitions import Transition
 
 _RUN = JobRun._meta.db_table
-_EVENT = JobEvent._meta.db_table
-_STARTABLE = ", ".join(f"'{status}'" for status in JobRun.STARTABLE_STATUSES)
 # The claimed row comes back in the model's field order, whatever the table's column order.
 _FIELDS = JobRun._meta.concrete_fields
 _ATTNAMES = [field.attname for field in _FIELDS]
 _COLUMNS = ", ".join(f'"{field.column}"' for field in _FIELDS)
 
-CLAIM_SQL = f"""
-WITH claimed AS (
-    UPDATE {_RUN}
-       SET status = 'running', attempt = attempt + 1, started_at = %(now)s, finished_at = NULL,
-           worker_name = %(worker)s, next_attempt_at = NULL, updated_at = %(now)s
-     WHERE id = %(id)s AND status IN ({_STARTABLE})
- RETURNING {_COLUMNS}
-), event AS (
-    INSERT INTO {_EVENT} (job_run_id, at, status, attempt, worker, message)
-    SELECT id, %(now)s, 'running', attempt, %(worker)s, '' FROM claimed
-)
-SELECT * FROM claimed
-"""
 
-COMPLETE_SQL = f"""
-WITH done AS (
-    UPDATE {_RUN}
-       SET status = 'completed', result = %(result)s::jsonb, finished_at = %(now)s, progress = 100,
-           updated_at = %(now)s, error = '', error_type = '', traceback = ''
-     WHERE id = %(id)s AND status = 'running' AND cancel_requested_at IS NULL
- RETURNING id, attempt
-)
-INSERT INTO {_EVENT} (job_run_id, at, status, attempt, worker, message)
-SELECT id, %(now)s, 'completed', attempt, %(worker)s, '' FROM done
-"""
+@cache
+def _statement(transition: Transition, returning: str) -> str:
+    # Rendered from the transition's one definition (jobs/transitions.py), once per process.
+    return transition.sql(returning=returning)
 
 
 def available() -> bool:
@@ -82,10 +63,8 @@ def _cursor_for(sql: str):
 
 
 def claim(run_id, worker: str, now) -> JobRun | None:
-    params = {"id": run_id, "worker": worker, "now": now}
-    with _cursor_for(CLAIM_SQL) as (cursor, sql):
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    given = {"started_at": now, "worker_name": worker, "updated_at": now}
+    row = _apply(transitions.CLAIM, run_id, None, given, worker=worker, message="", returning=_COLUMNS)
     if row is None:
         return None
     values = [_from_db(field, value) for field, value in zip(_FIELDS, row, strict=True)]
@@ -98,11 +77,18 @@ def _from_db(field, value):
     return value
 
 
-def complete(run_id, result, worker: str, now) -> bool:
-    params = {"id": run_id, "result": json.dumps(result), "worker": worker, "now": now}
-    with _cursor_for(COMPLETE_SQL) as (cursor, sql):
+def apply(transition: Transition, run_id, attempt, given: dict, *, worker: str, message: str) -> bool:
+    """Make one transition of one run, with its audit event, in one statement; False if no row matched."""
+    return _apply(transition, run_id, attempt, given, worker=worker, message=message, returning="id") is not None
+
+
+def _apply(transition: Transition, run_id, attempt, given: dict, *, worker: str, message: str, returning: str):
+    params = transition.sql_params(
+        connection, run_id, attempt, given, at=given["updated_at"], worker=worker, message=message
+    )
+    with _cursor_for(_statement(transition, returning)) as (cursor, sql):
         cursor.execute(sql, params)
-        return cursor.rowcount == 1
+        return cursor.fetchone()
 
 
 MARK_QUEUED_SQL = f"""

@@ -137,14 +137,20 @@ def _failed(error: str, error_type: str, *, permanent: bool, retry_after: float 
 def record(run: JobRun, outcome: Outcome, worker: str) -> None:
     """Write an attempt's outcome to the run: completed, cancelled, retrying or failed."""
     log = run_logger(run, worker)
+    # Every write below names this attempt (jobs/transitions.py): if the run has moved on
+    # (declared lost and now retrying, or running again elsewhere) it matches nothing, and
+    # the report is kept as an event only.
     if outcome.status == "completed":
         if services.job_run_mark_completed(run, outcome.result, worker):
             log.info("completed")
-        else:
-            # The handler saw ctx.cancelled and returned early: that is a cancellation, not a success.
-            services.job_run_mark_cancelled(run, cancel_reason(run.pk) or "cancelled while running", worker)
+            return
+        # The handler saw ctx.cancelled and returned early: that is a cancellation, not a success.
+        reason = cancel_reason(run.pk) or "cancelled while running"
+        if services.job_run_mark_cancelled(run, reason, worker, requested_only=True):
+            return
     elif outcome.status == "cancelled":
-        services.job_run_mark_cancelled(run, cancel_reason(run.pk) or outcome.error, worker)
+        if services.job_run_mark_cancelled(run, cancel_reason(run.pk) or outcome.error, worker):
+            return
     else:
         status = services.job_run_mark_failed(
             run,
@@ -155,7 +161,10 @@ def record(run: JobRun, outcome: Outcome, worker: str) -> None:
             permanent=outcome.permanent,
             retry_after=outcome.retry_after,
         )
-        log.warning("attempt %d failed (%s: %s) -> %s", run.attempt, outcome.error_type, outcome.error, status)
+        if status is not None:
+            log.warning("attempt %d failed (%s: %s) -> %s", run.attempt, outcome.error_type, outcome.error, status)
+            return
+    services.job_run_report_stale(run, outcome.status, worker)
 
 
 # --- claim and record in a forking worker's parent, perform in its work horse -----------
@@ -224,7 +233,9 @@ class Handoff:
             return
         try:
             # A no-op when RQ saw the horse die and the worker already recorded that.
-            services.job_run_mark_lost(self.run_id, reason="work horse ended without reporting an outcome")
+            services.job_run_mark_lost(
+                self.run_id, reason="work horse ended without reporting an outcome", attempt=self.run.attempt
+            )
         except Exception:
             logger.exception("could not record the end of run %s", self.run_id)
 

@@ -1,6 +1,9 @@
 """KordantScheduler: the rq-scheduler subclass that `manage.py rqscheduler` runs (settings.RQ).
 
-At start, and every hour, it rebuilds every schedule entry from the database. Each pass, under
+At start, every hour, and as soon as it finds Redis has lost entries (a flush, a restart
+without data, fewer entries than enabled schedules), it rebuilds every schedule entry from
+the database. A Redis outage ends nothing: each step of the loop, rq-scheduler's own
+included, runs through `_step`, and the scheduler resumes when Redis answers. Each pass, under
 rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py),
 hands any other rq-scheduler job to the stock path, moves due delayed runs (delay/at,
 retries) to their queues, enqueues the built-in periodic jobs, copies finished runs'
@@ -22,12 +25,15 @@ from rq_scheduler import Scheduler
 
 from jobs import entries
 from jobs.entrypoints import job_refusal, quarantine_record, shown
+from jobs.outage import REDIS_DOWN, RedisOutage
 from jobs.scheduling import (
     FireReport,
+    SyncReport,
     scheduler_heartbeat_write,
     schedules_fire,
     schedules_record_outcomes,
     schedules_sync_all,
+    schedules_with_entries,
     system_jobs_enqueue_due,
 )
 from jobs.services import delayed_runs_push_due, job_runs_recover
@@ -43,23 +49,149 @@ class KordantScheduler(Scheduler):
     # Entries a signal could not write (Redis away at that moment) come back within this.
     resync_every = 3600.0
     fire_batch = 2000
+    # Entries lost in part (fewer in Redis than rows that want one) must be seen on this many
+    # passes running before a rebuild: a row committed a moment before its entry is written
+    # is not a loss.
+    short_passes_before_rebuild = 2
+    # How long a count of the rows that want entries is trusted; a shortfall recounts at once.
+    expected_count_seconds = 10.0
+    # A start-up sync or rebuild that failed (not for want of Redis) is tried again after this.
+    rebuild_retry_seconds = 30.0
 
     def __init__(self, *args, interval=60, job_class=None, **kwargs):
         # Whatever the caller passes, jobs are loaded through the class that refuses foreign ones.
         super().__init__(*args, interval=min(interval, self.poll_seconds), job_class=JSONJob, **kwargs)
         self._last_recovery = 0.0
-        self._last_resync = time.monotonic()  # run() syncs at start
+        self._last_resync = time.monotonic()
+        self._outage = RedisOutage(logger, "scheduler")
+        self._redis_down = False  # this pass met a Redis connection error: the rest of it waits
+        self._born = False
+        self._synced_at_start = False
+        self._rebuild_not_before = 0.0
+        self._short_passes = 0
+        self._expected: tuple[float, int] | None = None  # (when counted, rows wanting entries)
+
+    # --- the loop ----------------------------------------------------------------------
+    #
+    # rq-scheduler's Scheduler.run, rewritten so that every step of it goes through
+    # `_step`, including the library's own calls (birth, heartbeat, lock): there, one
+    # Redis error ended the process. Now a Redis outage is logged once, each pass waits a
+    # little longer (up to 5 s) and the scheduler resumes by itself when Redis answers.
 
     def run(self, burst=False):
-        close_old_connections()
-        self._resync("at start")
-        super().run(burst=burst)
+        self._install_signal_handlers()
+        try:
+            while True:
+                started = time.monotonic()
+                locked = self._pass()
+                if burst and locked:
+                    logger.info("scheduler: burst pass done, quitting")
+                    break
+                if self._outage.down:
+                    time.sleep(self._outage.wait)
+                else:
+                    time.sleep(max(0.0, self._interval - (time.monotonic() - started)))
+        finally:
+            self.remove_lock()
+            self.register_death()
 
-    def _resync(self, when: str) -> None:
+    def _pass(self) -> bool:
+        """One pass: register, keep entries whole, heartbeat, and under the lock fire and the rest.
+
+        Returns whether the pass ran under the lock.
+        """
+        self._redis_down = False
+        close_old_connections()
+        if not self._born:
+            self._born = bool(self._step("registering the scheduler", self._register_birth))
+        if self._born:
+            self._step("keeping entries whole", self.keep_entries_whole)
+            self._step("heartbeat", self.heartbeat)
+        locked = bool(self._born and self._step("taking the lock", self.acquire_lock))
+        if locked:
+            self.enqueue_jobs()
+            self._step("heartbeat", self.heartbeat)
+            self._step("releasing the lock", self.remove_lock)
+        if not self._redis_down:
+            self._outage.succeeded()
+        close_old_connections()
+        return locked
+
+    def _register_birth(self) -> bool:
+        self.register_birth()
+        return True
+
+    def heartbeat(self):
+        # The scheduler's key is gone if Redis was flushed or restarted: register again.
+        if not self.connection.expire(self.key, int(self._interval) + 10):
+            self.register_birth()
+
+    def remove_lock(self):
+        # Also called from the signal handler and on the way out, outside any guard.
+        try:
+            super().remove_lock()
+        except REDIS_DOWN as exc:
+            self._lock_acquired = False  # it expires by itself
+            logger.warning("scheduler: could not release the lock, Redis unavailable (%s); it expires by itself", exc)
+
+    def register_death(self):
+        try:
+            super().register_death()
+        except REDIS_DOWN as exc:
+            logger.warning("scheduler: could not register its exit, Redis unavailable (%s)", exc)
+
+    # --- entries ---------------------------------------------------------------------------
+
+    def keep_entries_whole(self) -> None:
+        """Rebuild every entry from the database at start, and whenever Redis has lost them."""
+        if time.monotonic() < self._rebuild_not_before:
+            return
+        if not self._synced_at_start:
+            self._guarded_resync("at start")
+            self._synced_at_start = True
+            return
+        reason = None
+        if not entries.entries_built(connection=self.connection):
+            reason = "Redis lost them (flushed, or restarted without its data)"
+        else:
+            found, expected = entries.entry_count(connection=self.connection), self._expected_entries()
+            if found < expected:
+                # Recount before believing it: the cached count may be older than a deletion.
+                expected = self._expected_entries(fresh=True)
+            self._short_passes = self._short_passes + 1 if found < expected else 0
+            if self._short_passes >= self.short_passes_before_rebuild:
+                reason = f"{found} entries in Redis for {expected} enabled schedules"
+        if reason:
+            self._short_passes = 0
+            report = self._guarded_resync("after a loss", log=False)
+            logger.warning("schedule entries missing (%s): rebuilt from the database; %s", reason, report)
+            entries.entries_rebuilt_record(reason, report.entries_written, connection=self.connection)
+
+    def _guarded_resync(self, when: str, *, log: bool = True) -> SyncReport:
+        # A sync that fails for another reason than Redis (a database error, a row it cannot
+        # handle) is retried after a while, not every second: it reads every subscription.
+        self._rebuild_not_before = time.monotonic() + self.rebuild_retry_seconds
+        try:
+            report = self._resync(when, log=log)
+        except REDIS_DOWN:
+            self._rebuild_not_before = 0.0  # retried as soon as Redis answers
+            raise
+        self._rebuild_not_before = 0.0
+        return report
+
+    def _expected_entries(self, *, fresh: bool = False) -> int:
+        now = time.monotonic()
+        if fresh or self._expected is None or now - self._expected[0] > self.expected_count_seconds:
+            self._expected = (now, schedules_with_entries().count())
+        return self._expected[1]
+
+    def _resync(self, when: str, *, log: bool = True) -> SyncReport:
         self._last_resync = time.monotonic()
+        self._expected = None
         report = schedules_sync_all()
-        if report.changed:
+        if log and report.changed:
             logger.warning("schedules synced %s: %s", when, report)
+        return report
 
     def enqueue_jobs(self):
         started = time.monotonic()
@@ -91,14 +223,22 @@ class KordantScheduler(Scheduler):
         close_old_connections()
 
     def _step(self, what: str, function, *args, **kwargs):
-        # One failing step (a database restart, a Redis failover) must not end the scheduler:
-        # it is logged, the rest of the pass runs, and the next pass, a second later, retries.
+        # One failing step (a database restart, a bug) must not end the scheduler: it is
+        # logged, the rest of the pass runs, and the next pass, a second later, retries.
+        # Redis not answering is an outage, not a bug: logged once (RedisOutage), and the
+        # rest of the pass is skipped, since every step needs Redis.
+        if self._redis_down:
+            return None
         try:
             return function(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            self._redis_down = True
+            self._outage.failed(exc)
+            logger.debug("scheduler pass: %s failed, Redis unavailable", what, exc_info=True)
         except Exception:
             logger.exception("scheduler pass: %s failed; retrying next pass", what)
-            close_old_connections()
-            return None
+        close_old_connections()
+        return None
 
     def fire_due(self) -> FireReport:
         """Fire every due entry, a batch at a time, renewing the lock between batches."""

@@ -8,6 +8,7 @@ so `sync_schedules` can repair whatever a missed signal or a flushed Redis left 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -66,7 +67,7 @@ def schedule_sync_for_subscription(subscription_id: int) -> SyncReport:
     row = Subscription.objects.filter(pk=subscription_id).values_list("id", "tier", "status", "timezone").first()
     if row is None:
         return schedules_remove_for_subscription(subscription_id)
-    return _sync_subscriptions([row], _configs_by_tier(), _SyncClock(timezone.now()))
+    return _sync_subscriptions([row], _SyncClock(timezone.now()))
 
 
 def schedules_remove_for_subscription(subscription_id: int) -> SyncReport:
@@ -81,14 +82,20 @@ def schedules_sync_tier(tier: str, *, batch_size: int = 10_000, progress: Callab
     return _sync_in_batches(subscriptions, batch_size=batch_size, progress=progress)
 
 
+def schedules_with_entries():
+    """The schedule rows that should each have an entry in Redis."""
+    return Schedule.objects.filter(enabled=True, config__enabled=True, next_run_at__isnull=False)
+
+
 def schedules_sync_all(*, batch_size: int = 10_000, progress: Callable | None = None) -> SyncReport:
     """Rebuild every schedule and entry from the database; report what had to change."""
+    entries.entries_mark_built()
     report = _sync_in_batches(Subscription.objects.all(), batch_size=batch_size, progress=progress)
     schedules_record_outcomes()
     # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
     # Every wanted entry is in place now, so if the set holds no more members than
     # that, there is nothing stray and no need to read 100,000 members back.
-    live = Schedule.objects.filter(enabled=True, config__enabled=True, next_run_at__isnull=False)
+    live = schedules_with_entries()
     if entries.entry_count() > live.count():
         stray = entries.entry_pks() - set(live.values_list("pk", flat=True).iterator(10_000))
         report.entries_removed += entries.entries_remove(stray)
@@ -104,7 +111,15 @@ def scheduler_config_sync(config_id: int) -> SyncReport | None:
         return schedules_sync_tier(config.tier)
     from jobs.services import enqueue
 
-    enqueue("jobs.sync_tier", {"tier": config.tier}, dedupe_key=f"tier:{config.tier}", trigger=JobRun.Trigger.SYSTEM)
+    # Edits coalesce into a sync that has not started yet: it reads the configs when it
+    # runs, so it carries this edit too. A sync already running may have passed some
+    # subscriptions with the configs as they were, so it is not enough: a second one is
+    # queued behind it (two slots per tier; the tier's singleton key lets only one run at a
+    # time, so at most one slot is ever running and the other is free or waiting).
+    for slot in (f"tier:{config.tier}", f"tier:{config.tier}:next"):
+        run = enqueue("jobs.sync_tier", {"tier": config.tier}, dedupe_key=slot, trigger=JobRun.Trigger.SYSTEM)
+        if run.status != Status.RUNNING:
+            break
     return None
 
 
@@ -143,15 +158,16 @@ def schedule_entry_removed(schedule_id: int) -> None:
     entries.entries_remove([schedule_id])
 
 
-def _configs_by_tier() -> dict[str, list[SchedulerConfig]]:
+def _configs_by_tier(*, lock_tiers: Iterable[str]) -> dict[str, list[SchedulerConfig]]:
+    """The configs of these tiers as last saved, locked until the caller's transaction ends."""
     by_tier: dict[str, list[SchedulerConfig]] = defaultdict(list)
-    for config in SchedulerConfig.objects.all():
+    # In pk order, so two syncs locking overlapping tiers never deadlock.
+    for config in SchedulerConfig.objects.select_for_update().filter(tier__in=sorted(set(lock_tiers))).order_by("pk"):
         by_tier[config.tier].append(config)
     return by_tier
 
 
 def _sync_in_batches(subscriptions, *, batch_size: int, progress: Callable | None) -> SyncReport:
-    configs = _configs_by_tier()
     clock = _SyncClock(timezone.now())
     total = subscriptions.count()
     report = SyncReport()
@@ -162,7 +178,7 @@ def _sync_in_batches(subscriptions, *, batch_size: int, progress: Callable | Non
         batch = list(rows.filter(pk__gt=last_pk)[:batch_size])
         if not batch:
             break
-        report += _sync_subscriptions(batch, configs, clock)
+        report += _sync_subscriptions(batch, clock)
         last_pk = batch[-1][0]
         done += len(batch)
         if progress:
@@ -209,10 +225,43 @@ class _SyncClock:
         self.next_run = lru_cache(maxsize=None)(lambda cron, tz: next_run_after(cron, tz, now))
 
 
-def _sync_subscriptions(
-    subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]], clock: _SyncClock
-) -> SyncReport:
-    """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and Redis calls."""
+def _sync_subscriptions(subscriptions: list[tuple], clock: _SyncClock) -> SyncReport:
+    """Sync a batch of (id, tier, status, timezone) rows: a constant number of queries and Redis calls.
+
+    Syncs of the same subscriptions may run at once (an admin edit's sync while another
+    runs, two web processes, the hourly sync). Each batch locks its tiers' configs
+    (SELECT ... FOR UPDATE; a config save waits for the batch, and the batch for the
+    save) and reads them, and the rows it will change, under that lock. So batches of a
+    tier take turns, a later one sees the rows an earlier one created (no duplicate
+    insert), and every batch works from the configs as last saved, never from a copy
+    read when its sync began. Entries then follow the committed rows under the same
+    lock, so the sync that wrote the rows last also writes Redis last.
+    """
+    tiers = {row[1] for row in subscriptions}
+    with transaction.atomic():
+        report = _sync_rows(subscriptions, _configs_by_tier(lock_tiers=tiers), clock)
+    with transaction.atomic():
+        _configs_by_tier(lock_tiers=tiers)
+        report.entries_written, report.entries_removed = _entries_follow(_entry_times(subscriptions))
+    return report
+
+
+def _entry_times(subscriptions: list[tuple]) -> dict[int, datetime | None]:
+    """For each schedule row of these subscriptions: when its entry should fire, or None for no entry."""
+    ids = [row[0] for row in subscriptions]
+    in_batch = set(ids)
+    rows = Schedule.objects.filter(subscription_id__gte=min(ids), subscription_id__lte=max(ids)).values_list(
+        "subscription_id", "pk", "enabled", "config__enabled", "next_run_at"
+    )
+    return {
+        pk: _entry_time(enabled, config_enabled, next_run_at)
+        for subscription_id, pk, enabled, config_enabled, next_run_at in rows
+        if subscription_id in in_batch
+    }
+
+
+def _sync_rows(subscriptions: list[tuple], configs: dict[str, list[SchedulerConfig]], clock: _SyncClock) -> SyncReport:
+    """Bring a batch's schedule rows in line with `configs`; entries are the caller's."""
     now, next_run = clock.now, clock.next_run
     ids = [row[0] for row in subscriptions]
     # (subscription, config) -> (pk, cron, timezone, enabled, next run)
@@ -228,7 +277,6 @@ def _sync_subscriptions(
     }
     to_create: list[tuple] = []
     to_update: list[tuple] = []
-    wanted: dict[int, datetime | None] = {}  # existing pk -> when its entry should fire, or None
     for subscription_id, tier, status, tz in subscriptions:
         if status not in LIVE_STATUSES:
             continue
@@ -249,27 +297,16 @@ def _sync_subscriptions(
                 next_run_at = next_run(cron, tz)
             if (old_cron, old_tz, old_next) != (cron, tz, next_run_at):
                 to_update.append((pk, cron, tz, next_run_at, now))
-            wanted[pk] = _entry_time(enabled, config.enabled, next_run_at)
     stale = [found[0] for found in existing.values()]  # rows no config of the tier wants any more
 
     with transaction.atomic():
         if stale:
             # Entries of deleted rows are removed by the post_delete receiver, after commit.
             Schedule.objects.filter(pk__in=stale).delete()
-        new_pks = bulk_insert_values(Schedule, _NEW_SCHEDULE_FIELDS, to_create)
+        bulk_insert_values(Schedule, _NEW_SCHEDULE_FIELDS, to_create, returning=False)
         bulk_update_rows(Schedule, ["cron_expression", "timezone", "next_run_at", "updated_at"], to_update)
 
-    # New rows have new pks, so there is no entry to check first: write theirs straight away.
-    fresh = {pk: row[5] for pk, row in zip(new_pks, to_create, strict=True) if row[5] is not None}
-    entries.entries_write(fresh)
-    written, removed = _entries_follow(wanted)
-    return SyncReport(
-        created=len(to_create),
-        updated=len(to_update),
-        deleted=len(stale),
-        entries_written=len(fresh) + written,
-        entries_removed=removed,
-    )
+    return SyncReport(created=len(to_create), updated=len(to_update), deleted=len(stale))
 
 
 def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:
@@ -609,7 +646,13 @@ def scheduler_heartbeat_write(name: str, *, last_pass_seconds: float, fired: int
     connection = connection or entries.redis_connection()
     connection.hset(
         HEARTBEAT_KEY,
-        mapping={"at": time.time(), "name": name, "last_pass_seconds": last_pass_seconds, "fired": fired},
+        mapping={
+            "at": time.time(),
+            "name": name,
+            "pid": os.getpid(),  # which process is active when several wait on the lock
+            "last_pass_seconds": last_pass_seconds,
+            "fired": fired,
+        },
     )
     connection.expire(HEARTBEAT_KEY, 300)
 

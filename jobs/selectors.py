@@ -10,7 +10,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q,
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from jobs import dispatch
+from jobs import dispatch, entries
 from jobs.entrypoints import quarantined
 from jobs.models import JobRun
 from jobs.registry import QUEUES
@@ -247,6 +247,8 @@ def jobs_dashboard() -> dict:
         "workers": workers_online(connection=connection),
         "heartbeat": scheduler_heartbeat(connection=connection),
         "quarantine": quarantine_latest(connection=connection),
+        # Shown when the scheduler found Redis had lost schedule entries and rebuilt them.
+        "entries_rebuilt": entries.entries_rebuilt_last(connection=connection),
         "per_hour": [{"hour": hour, **bucket} for hour, bucket in per_hour.items()],
     }
 

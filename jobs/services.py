@@ -14,11 +14,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import dispatch, hooks, hotpath
+from jobs import dispatch, hooks, hotpath, transitions
 from jobs.bulk import bulk_insert, bulk_insert_values
 from jobs.errors import InvalidTransition, PayloadInvalid
 from jobs.models import JobEvent, JobRun
 from jobs.registry import QUEUES, registry
+from jobs.transitions import Transition
 
 logger = logging.getLogger("jobs")
 Status = JobRun.Status
@@ -243,33 +244,35 @@ def delayed_runs_push_due(*, limit: int = 5000) -> int:
 # --- transitions the runner makes ------------------------------------------------------
 
 
+def _transition(transition: Transition, run_id, attempt, *, worker: str = "", message: str = "", **given) -> bool:
+    """Apply a transition of jobs/transitions.py with its audit event; False if the run is not in a state it applies to.
+
+    PostgreSQL takes the one-statement fast path rendered from the same definition.
+    """
+    if hotpath.available():
+        return hotpath.apply(transition, run_id, attempt, given, worker=worker, message=message)
+    with transaction.atomic():
+        updated = JobRun.objects.filter(**transition.orm_filter(run_id, attempt)).update(**transition.orm_update(given))
+        if updated:
+            if attempt is None:  # a transition that names no attempt records the run's own
+                attempt = JobRun.objects.filter(pk=run_id).values_list("attempt", flat=True).get()
+            _record_event(run_id, transition.to, attempt, message=message, worker=worker)
+    return bool(updated)
+
+
 def job_run_mark_running(run_id, worker: str) -> JobRun | None:
     """Claim a run for this attempt; None if it is not startable or its singleton key is busy."""
     now = timezone.now()
+    given = {"started_at": now, "worker_name": worker, "updated_at": now}
     try:
         if hotpath.available():
             return hotpath.claim(run_id, worker, now)
         with transaction.atomic():
-            claimed = JobRun.objects.select_for_update().filter(pk=run_id, status__in=JobRun.STARTABLE_STATUSES).first()
-            if claimed is None:
+            if not JobRun.objects.filter(**transitions.CLAIM.orm_filter(run_id, None)).update(
+                **transitions.CLAIM.orm_update(given)
+            ):
                 return None
-            claimed.status = Status.RUNNING
-            claimed.attempt += 1
-            claimed.started_at = now
-            claimed.finished_at = None
-            claimed.worker_name = worker
-            claimed.next_attempt_at = None
-            claimed.save(
-                update_fields=[
-                    "status",
-                    "attempt",
-                    "started_at",
-                    "finished_at",
-                    "worker_name",
-                    "next_attempt_at",
-                    "updated_at",
-                ]
-            )
+            claimed = JobRun.objects.get(pk=run_id)
             _record_event(claimed.pk, Status.RUNNING, claimed.attempt, worker=worker)
             return claimed
     except IntegrityError:
@@ -287,32 +290,38 @@ def _wait_for_singleton(run_id) -> None:
 
 
 def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> bool:
-    """Record success, unless a cancel was requested meanwhile; False then."""
+    """Record this attempt's success; False if a cancel was requested meanwhile or the attempt is stale."""
     now = timezone.now()
-    if hotpath.available():
-        return hotpath.complete(run.pk, result, worker, now)
-    with transaction.atomic():
-        updated = JobRun.objects.filter(pk=run.pk, status=Status.RUNNING, cancel_requested_at__isnull=True).update(
-            status=Status.COMPLETED,
-            result=result,
-            finished_at=now,
-            progress=100,
-            updated_at=now,
-            error="",
-            error_type="",
-            traceback="",
-        )
-        if updated:
-            _record_event(run.pk, Status.COMPLETED, run.attempt, worker=worker)
-    return bool(updated)
-
-
-def job_run_mark_cancelled(run: JobRun, reason: str, worker: str = "") -> None:
-    now = timezone.now()
-    JobRun.objects.filter(pk=run.pk, status__in=JobRun.ACTIVE_STATUSES).update(
-        status=Status.CANCELLED, finished_at=now, cancel_reason=reason[:300], updated_at=now
+    return _transition(
+        transitions.COMPLETE, run.pk, run.attempt, worker=worker, result=result, finished_at=now, updated_at=now
     )
-    _record_event(run.pk, Status.CANCELLED, run.attempt, message=reason, worker=worker)
+
+
+def job_run_mark_cancelled(run: JobRun, reason: str, worker: str = "", *, requested_only: bool = False) -> bool:
+    """Record that this attempt stopped cancelled (only if an operator asked, with `requested_only`); False if stale."""
+    now = timezone.now()
+    transition = transitions.CANCEL_REQUESTED if requested_only else transitions.CANCEL_RUNNING
+    return _transition(
+        transition,
+        run.pk,
+        run.attempt,
+        worker=worker,
+        message=reason,
+        finished_at=now,
+        cancel_reason=reason[:300],
+        updated_at=now,
+    )
+
+
+def job_run_report_stale(run: JobRun, reported: str, worker: str = "") -> None:
+    """An attempt that is no longer the run's current one reported: keep it in the audit log, change nothing else."""
+    status, attempt = JobRun.objects.filter(pk=run.pk).values_list("status", "attempt").first() or ("gone", 0)
+    message = (
+        f"stale report ignored: attempt {run.attempt} reported {reported}, but the run is {status} (attempt {attempt})"
+    )
+    logger.warning("run %s: %s", run.pk, message)
+    if status != "gone":
+        _record_event(run.pk, status, run.attempt, message=message, worker=worker)
 
 
 def job_run_mark_failed(
@@ -324,8 +333,8 @@ def job_run_mark_failed(
     worker: str = "",
     permanent: bool = False,
     retry_after: float | None = None,
-) -> str:
-    """Record a failed attempt: schedule the next one, or fail for good. Returns the new status."""
+) -> str | None:
+    """Record a failed attempt: schedule the next one, or fail for good. Returns the new status, None if stale."""
     now = timezone.now()
     job_type = registry.get(run.job_type) if run.job_type in registry else None
     delays = job_type.retry_delays if job_type else ()
@@ -334,27 +343,27 @@ def job_run_mark_failed(
         "error": error[:10_000],
         "error_type": error_type[:200],
         "traceback": traceback[-20_000:],
+        "finished_at": now,
         "updated_at": now,
     }
     if permanent or not attempts_left:
-        fields.update(status=Status.FAILED, finished_at=now, next_attempt_at=None)
-        JobRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
         reason = "permanent error" if permanent else f"attempt {run.attempt} of {run.max_attempts}, no retries left"
-        _record_event(run.pk, Status.FAILED, run.attempt, message=f"{reason}: {error}"[:2000], worker=worker)
+        message = f"{reason}: {error}"[:2000]
+        if not _transition(transitions.FAIL, run.pk, run.attempt, worker=worker, message=message, **fields):
+            return None
         transaction.on_commit(partial(_announce_failure, run.pk, run.job_type, error))
         return Status.FAILED
     delay = max(delays[run.attempt - 1], retry_after or 0)
     next_at = now + timedelta(seconds=delay)
-    fields.update(status=Status.RETRYING, next_attempt_at=next_at, finished_at=now)
-    updated = JobRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**fields)
-    if updated:
-        _record_event(
-            run.pk, Status.RETRYING, run.attempt, message=f"retry in {delay:.0f} s: {error}"[:2000], worker=worker
-        )
-        try:
-            dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, next_at)])
-        except (redis.RedisError, OSError):
-            logger.warning("Redis unavailable; run %s will be retried by the recovery pass", run.pk)
+    message = f"retry in {delay:.0f} s: {error}"[:2000]
+    if not _transition(
+        transitions.RETRY, run.pk, run.attempt, worker=worker, message=message, next_attempt_at=next_at, **fields
+    ):
+        return None
+    try:
+        dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, next_at)])
+    except (redis.RedisError, OSError):
+        logger.warning("Redis unavailable; run %s will be retried by the recovery pass", run.pk)
     return Status.RETRYING
 
 
@@ -365,16 +374,17 @@ def _announce_failure(run_id, job_type: str, error: str) -> None:
             logger.error("run %s failed; telling %s about it failed too: %r", run_id, receiver.__qualname__, response)
 
 
-def job_run_mark_lost(run_id, *, reason: str) -> bool:
-    """RQ saw an attempt end outside the runner (killed, stopped, hard timeout): record it."""
+def job_run_mark_lost(run_id, *, reason: str, attempt: int | None = None) -> bool:
+    """An attempt ended outside the runner (killed, stopped, hard timeout): record it.
+
+    `attempt` names the attempt that ended; None (the recovery pass) means whichever is running.
+    """
     run = JobRun.objects.filter(pk=run_id, status=Status.RUNNING).first()
-    if run is None:
+    if run is None or (attempt is not None and run.attempt != attempt):
         return False
     if run.cancel_requested_at:
-        job_run_mark_cancelled(run, run.cancel_reason or "cancelled; work horse stopped")
-    else:
-        job_run_mark_failed(run, error=reason, error_type="WorkerLost")
-    return True
+        return job_run_mark_cancelled(run, run.cancel_reason or "cancelled; work horse stopped", requested_only=True)
+    return job_run_mark_failed(run, error=reason, error_type="WorkerLost") is not None
 
 
 # --- operator actions ------------------------------------------------------------------
@@ -390,7 +400,16 @@ def job_run_cancel(run: JobRun, *, reason: str = "cancelled by operator") -> Job
         JobRun.objects.filter(pk=run.pk).update(cancel_requested_at=now, cancel_reason=reason[:300], updated_at=now)
         _record_event(run.pk, Status.RUNNING, run.attempt, message=f"cancel requested: {reason}")
     else:
-        job_run_mark_cancelled(run, reason)
+        now = timezone.now()
+        _transition(
+            transitions.CANCEL_WAITING,
+            run.pk,
+            None,
+            message=reason,
+            finished_at=now,
+            cancel_reason=reason[:300],
+            updated_at=now,
+        )
         transaction.on_commit(lambda: dispatch.forget_delayed([str(run.pk)]))
     run.refresh_from_db()
     return run

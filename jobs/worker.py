@@ -12,14 +12,17 @@ import redis
 from django.db import close_old_connections, connections
 from redis.driver_info import DriverInfo
 from rq import SimpleWorker, Worker
-from rq.exceptions import NoSuchJobError
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.job import Job
 from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
+from rq.worker import DequeueStrategy
 
 from jobs.dispatch import RQ_FAILURE_TTL
 from jobs.entrypoints import job_refusal, quarantine_record, shown
+from jobs.outage import REDIS_DOWN, RedisOutage
 
 logger = logging.getLogger("jobs.worker")
 
@@ -116,9 +119,14 @@ class JSONJob(Job):
         return None
 
 
+class RedisUnavailable(Exception):
+    """Redis did not answer the worker: an outage to wait out (see KordantWorkerMixin.work)."""
+
+
 class KordantWorkerMixin:
     _paused_read_at = float("-inf")
     _paused: frozenset[str] = frozenset()
+    _registered_once = False
 
     def __init__(self, *args, serializer=None, job_class=None, log_job_description=None, **kwargs):
         # The rqworker command passes pickle's serializer by default; Kordant refuses it.
@@ -161,6 +169,104 @@ class KordantWorkerMixin:
             self._paused = frozenset(name.decode() for name in self.connection.smembers(PAUSED_QUEUES_KEY))
             self._paused_read_at = now
         return self._paused
+
+    # --- riding out a Redis outage -------------------------------------------------------
+    #
+    # rq's Worker.work ends the worker on the first Redis error outside its dequeue wait
+    # (a heartbeat, a state change, bookkeeping after a job), and inside that wait it
+    # logs every retry and backs off up to a minute. This is rq's loop with one change:
+    # a Redis connection error anywhere in it is an outage (jobs.outage.RedisOutage):
+    # logged once, waited out with a back-off of at most 5 s, and the loop resumes by
+    # itself. Nothing is lost meanwhile: runs live in the database, a claimed run whose
+    # attempt could not finish is retried, and the recovery pass re-queues what Redis lost.
+
+    def work(
+        self,
+        burst=False,
+        logging_level=None,
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+        max_jobs=None,
+        max_idle_time=None,
+        with_scheduler=False,
+        dequeue_strategy=DequeueStrategy.DEFAULT,
+    ):
+        self._outage = RedisOutage(logger, f"worker {self.name}")
+        self._install_signal_handlers()
+        completed_jobs = 0
+        try:
+            while not self._bootstrapped(logging_level, date_format, log_format):
+                time.sleep(self._outage.wait)
+            self._dequeue_strategy = dequeue_strategy
+            if with_scheduler:
+                self._start_scheduler(burst, logging_level, date_format, log_format)
+            while True:
+                try:
+                    try:
+                        self.check_for_suspension(burst)
+                        if self.should_run_maintenance_tasks:
+                            self.run_maintenance_tasks()
+                        if self._stop_requested:
+                            self.log.info("Worker %s: stopping on request", self.name)
+                            break
+                        timeout = None if burst else self.dequeue_timeout
+                        result = self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+                        self._outage.succeeded()
+                        if result is None:
+                            if burst:
+                                self.log.info("Worker %s: done, quitting", self.name)
+                            elif max_idle_time is not None:
+                                self.log.info("Worker %s: idle for %d seconds, quitting", self.name, max_idle_time)
+                            break
+                        job, queue = result
+                        self.execute_job(job, queue)
+                        self.heartbeat()
+                        completed_jobs += 1
+                        if max_jobs is not None and completed_jobs >= max_jobs:
+                            self.log.info("Worker %s: finished executing %d jobs, quitting", self.name, completed_jobs)
+                            break
+                    except (*REDIS_DOWN, RedisUnavailable) as exc:
+                        # A stop signal during this wait raises StopRequested, handled below.
+                        time.sleep(self._outage.failed(exc.__cause__ or exc))
+                except StopRequested:
+                    break
+                except SystemExit:
+                    raise
+                except Exception:
+                    self.log.error("Worker %s: found an unhandled exception, quitting...", self.name, exc_info=True)
+                    break
+        except StopRequested:
+            pass
+        finally:
+            try:
+                self.teardown()
+            except REDIS_DOWN as exc:
+                logger.warning("worker %s: could not register its exit, Redis unavailable (%s)", self.name, exc)
+        return bool(completed_jobs)
+
+    def _bootstrapped(self, logging_level, date_format, log_format) -> bool:
+        try:
+            self.bootstrap(logging_level, date_format, log_format)
+        except REDIS_DOWN as exc:
+            self._outage.failed(exc)
+            return False
+        self._outage.succeeded()
+        return True
+
+    def register_birth(self):
+        # Again after Redis lost this worker's key (a flush, a restart without data) or after
+        # a start-up that failed halfway: a key under this worker's name is then its own.
+        if self._registered_once:
+            self.connection.delete(self.key)
+        super().register_birth()
+        self._registered_once = True
+
+    def maintain_heartbeats(self, job, execution):
+        # While a work horse runs: a missed heartbeat is harmless, ending the worker is not.
+        try:
+            super().maintain_heartbeats(job, execution)
+        except REDIS_DOWN as exc:
+            self._outage.failed(exc)
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         # RQ blocks for minutes on the queues it had when it began waiting; waking every
@@ -216,10 +322,21 @@ class KordantWorkerMixin:
         if timeout is None and time.monotonic() - self._last_heartbeat_sent < HEARTBEAT_EVERY:
             return None
         # RQ sends its three commands one by one; one pipeline sends them together.
-        with self.connection.pipeline(transaction=False) as pipe:
-            super().heartbeat(timeout, pipeline=pipe)
-            pipe.execute()
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.hexists(self.key, "birth")
+                super().heartbeat(timeout, pipeline=pipe)
+                registered = pipe.execute()[0]
+        except REDIS_DOWN as exc:
+            # Not a ConnectionError, so that it leaves RQ's dequeue wait (which would log
+            # and retry on its own) for the outage handling in `work`.
+            raise RedisUnavailable(str(exc)) from exc
         self._last_heartbeat_sent = time.monotonic()
+        if not registered:
+            # Redis lost this worker's key: without it the recovery pass takes the worker for
+            # dead and fails its running jobs.
+            logger.warning("worker %s: its registration was gone from Redis; registering again", self.name)
+            self.register_birth()
         return None
 
     def set_state(self, state, pipeline=None):
@@ -240,8 +357,11 @@ class KordantWorkerMixin:
         )
         from jobs.services import job_run_mark_lost
 
+        # The attempt the parent claimed, when it claimed one: a later attempt is not this failure's.
+        handoff = getattr(self, "_handoff", None)
+        attempt = handoff.run.attempt if handoff is not None and handoff.run is not None else None
         try:
-            job_run_mark_lost(job.id, reason=exc_string.strip() or "work horse ended unexpectedly")
+            job_run_mark_lost(job.id, reason=exc_string.strip() or "work horse ended unexpectedly", attempt=attempt)
         except Exception:
             # The recovery pass repairs it later; the worker itself must keep going.
             logger.exception("could not record the failure of run %s", job.id)
