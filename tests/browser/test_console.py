@@ -12,7 +12,7 @@ from jobs.scheduling import scheduler_heartbeat_write
 from jobs.services import job_run_mark_failed, job_run_mark_running
 from kordant.models import Subscription
 from tests.factories import UserFactory
-from tests.jobs.handlers import release_key, started_key
+from tests.jobs.handlers import blpop_within, release_key, started_key
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -126,7 +126,7 @@ def test_pause_a_queue_and_see_its_jobs_wait_then_resume_it(page, live_server, w
 
     waiting = enqueue("jobs.ping", {"message": "waits"}, priority="low")
     marker = enqueue("tests.block", {"name": "marker", "seconds": 10}, priority="default")
-    assert redis_conn.blpop([started_key("marker")], timeout=30), "the worker never started"
+    assert blpop_within(redis_conn, started_key("marker"), 30), "the worker never started"
     redis_conn.rpush(release_key("marker"), "go")
     page.goto(f"{live_server.url}/admin/jobs/jobrun/{marker.pk}/change/")
     expect(page.locator(".field-status_badge .kj-badge")).to_have_text("completed", timeout=30_000)

@@ -5,6 +5,8 @@ Blocking handlers talk to the test through Redis lists, so tests wait on events,
 never on sleeps.
 """
 
+import time
+
 import django_rq
 from pydantic import Field
 
@@ -29,6 +31,19 @@ def started_key(name: str) -> str:
 
 def release_key(name: str) -> str:
     return f"tests:release:{name}"
+
+
+def blpop_within(connection, key: str, timeout: float):
+    """BLPOP `key` for up to `timeout` seconds, in short waits.
+
+    redis-py 8 gives every connection a 5 s socket timeout, so one long BLPOP raises
+    instead of waiting when a worker process is slow to start on a busy machine.
+    """
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if popped := connection.blpop([key], timeout=max(0.1, min(1.0, left))):
+            return popped
+    return None
 
 
 @job_type("tests.fail", payload=FailPayload, queue="default")

@@ -6,7 +6,7 @@ from jobs import enqueue
 from jobs.registry import QUEUES
 from jobs.selectors import queue_depths, queues_paused
 from jobs.services import queue_pause, queue_resume
-from tests.jobs.handlers import release_key, started_key
+from tests.jobs.handlers import blpop_within, release_key, started_key
 from tests.jobs.test_worker import wait_for_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,7 +61,7 @@ def test_a_running_forking_worker_stops_taking_from_a_paused_queue_and_resumes_p
     paused_run = enqueue("jobs.ping", {"message": "paused"}, priority="low")
     marker = enqueue("tests.block", {"name": "marker", "seconds": 10}, priority="default")
     # The worker took the marker from "default" after the low job was queued: it passed "low" over.
-    assert redis_conn.blpop([started_key("marker")], timeout=30), "the worker never started"
+    assert blpop_within(redis_conn, started_key("marker"), 30), "the worker never started"
     redis_conn.rpush(release_key("marker"), "go")
     wait_for_status(marker, {"completed"})
     paused_run.refresh_from_db()

@@ -14,7 +14,7 @@ from jobs.dispatch import DELAYED_KEY
 from jobs.models import JobRun
 from jobs.runner import execute
 from jobs.services import delayed_runs_push_due, job_run_cancel, job_run_mark_running
-from tests.jobs.handlers import release_key, started_key
+from tests.jobs.handlers import blpop_within, release_key, started_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,7 +115,7 @@ def _run_in_thread(run_id):
 def test_cancel_running_handler_stops_cooperatively(redis_conn):
     run = enqueue("tests.block", {"name": "cancel-me"})
     thread = _run_in_thread(run.pk)
-    assert redis_conn.blpop([started_key("cancel-me")], timeout=10)
+    assert blpop_within(redis_conn, started_key("cancel-me"), 10)
 
     job_run_cancel(run, reason="operator stop")
     thread.join(10)
@@ -128,7 +128,7 @@ def test_cancel_running_handler_stops_cooperatively(redis_conn):
 def test_supersede_cancels_a_running_handler(redis_conn):
     older = enqueue("tests.supersede", {"key": "sub:9", "name": "old"})
     thread = _run_in_thread(older.pk)
-    assert redis_conn.blpop([started_key("old")], timeout=10)
+    assert blpop_within(redis_conn, started_key("old"), 10)
 
     newer = enqueue("tests.supersede", {"key": "sub:9", "name": "new"})
     thread.join(10)

@@ -10,6 +10,7 @@ from jobs import entries
 from jobs.models import JobRun, Schedule, SchedulerConfig
 from jobs.scheduling import HEARTBEAT_KEY
 from tests.factories import SubscriptionFactory
+from tests.jobs.handlers import blpop_within
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +38,7 @@ def pop_tick_runs(redis_conn, count: int, timeout=20.0) -> list[JobRun]:
     deadline = time.monotonic() + timeout
     ticks = []
     while len(ticks) < count:
-        popped = redis_conn.blpop(["rq:queue:default"], timeout=max(0.1, deadline - time.monotonic()))
+        popped = blpop_within(redis_conn, "rq:queue:default", deadline - time.monotonic())
         assert popped is not None, f"only {len(ticks)} of {count} ticks fired"
         run = JobRun.objects.get(pk=popped[1].decode())
         if run.trigger == JobRun.Trigger.CRON:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from jobs import enqueue
 from jobs.models import JobRun
 from jobs.services import job_run_cancel, job_runs_recover
-from tests.jobs.handlers import release_key, started_key
+from tests.jobs.handlers import blpop_within, release_key, started_key
 
 
 def wait_for_status(run, statuses, timeout=20.0):
@@ -32,7 +32,7 @@ def wait_for_status(run, statuses, timeout=20.0):
 def test_sigkilled_worker_run_is_retried_as_worker_lost(worker_process, redis_conn):
     run = enqueue("tests.block", {"name": "victim"})
     worker = worker_process()
-    assert redis_conn.blpop([started_key("victim")], timeout=30), "the worker never started the job"
+    assert blpop_within(redis_conn, started_key("victim"), 30), "the worker never started the job"
     run.refresh_from_db()
     assert run.status == "running"
 
@@ -54,7 +54,7 @@ def test_sigkilled_worker_run_is_retried_as_worker_lost(worker_process, redis_co
 def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(worker_process, redis_conn):
     run = enqueue("tests.block", {"name": "graceful"})
     worker = worker_process()
-    assert redis_conn.blpop([started_key("graceful")], timeout=30)
+    assert blpop_within(redis_conn, started_key("graceful"), 30)
 
     worker.send_signal(signal.SIGTERM)  # warm shutdown: finish the job in hand first
     redis_conn.rpush(release_key("graceful"), "go")
@@ -67,7 +67,7 @@ def test_sigterm_lets_the_running_job_finish_then_the_worker_exits(worker_proces
 def test_cancel_stops_a_handler_that_ignores_it_after_the_grace_period(worker_process, redis_conn):
     run = enqueue("tests.stubborn", {"name": "stubborn", "seconds": 60})
     worker_process()
-    assert redis_conn.blpop([started_key("stubborn")], timeout=30)
+    assert blpop_within(redis_conn, started_key("stubborn"), 30)
 
     job_run_cancel(run, reason="operator stop")
     assert job_runs_recover().stopped == [], "stopped before the grace period ended"
