@@ -107,7 +107,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -324,13 +323,18 @@ API_THROTTLE_USER = _throttle_rate("API_THROTTLE_USER", "600/minute")
 API_THROTTLE_ANON = _throttle_rate("API_THROTTLE_ANON", "60/minute")
 API_THROTTLE_ENQUEUE = _throttle_rate("API_THROTTLE_ENQUEUE", "30/minute")
 API_THROTTLE_TOKEN = _throttle_rate("API_THROTTLE_TOKEN", "10/minute")
+# Failed logins per username, from any address; past it even the right password waits.
+API_THROTTLE_LOGIN_FAILURES = _throttle_rate("API_THROTTLE_LOGIN_FAILURES", "10/hour")
+# Proxies in front of the web server that append to X-Forwarded-For. 0: the connection's
+# address is the client's (a client can write X-Forwarded-For itself).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=25)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request is then a 401 with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -340,7 +344,9 @@ REST_FRAMEWORK = {
         "anon": API_THROTTLE_ANON,
         "enqueue": API_THROTTLE_ENQUEUE,
         "token": API_THROTTLE_TOKEN,
+        "login_failures": API_THROTTLE_LOGIN_FAILURES,
     },
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_FILTER_BACKENDS": [
