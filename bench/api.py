@@ -41,15 +41,15 @@ def _seed() -> tuple[str, str]:
     """100,000 runs (mixed types, statuses, a month of creation times) and one run with events; a staff token."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
-    from rest_framework.authtoken.models import Token
 
+    from api.services import api_token_issue
     from jobs.bulk import bulk_insert
     from jobs.models import JobEvent, JobRun
 
     JobEvent.objects.all().delete()
     JobRun.objects.all().delete()
     staff, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
-    token, _ = Token.objects.get_or_create(user=staff)
+    token = api_token_issue(staff)
     rng = random.Random(7)
     now = timezone.now()
     types = ["darkwatch.scan", "hometitle.scan", "reports.generate", "notifications.send", "jobs.ping"]
@@ -103,7 +103,7 @@ def _seed() -> tuple[str, str]:
             # visibility map (which lets COUNT(*) read an index only).
             cursor.execute("VACUUM ANALYZE jobs_jobrun")
             cursor.execute("VACUUM ANALYZE jobs_jobevent")
-    return token.key, str(run.pk)
+    return token, str(run.pk)
 
 
 def _gunicorn(port: int) -> subprocess.Popen:

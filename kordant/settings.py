@@ -21,11 +21,31 @@ VAR_DIR = Path(env("KORDANT_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", default=True)
 
+# The keys this repository ships for local development: public, so never good enough for production.
+DEVELOPMENT_SECRET_KEY = "insecure-local-development-key-never-use-in-production"
+DEVELOPMENT_ENCRYPTION_KEY = "bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="
+DEVELOPMENT_HASH_KEY = "local-development-hash-key-not-secret"
+
+
+def _refuse_public_secret(name: str, value: str, development_value: str) -> None:
+    """With DEBUG off, a blank secret or one anybody can read in this repository stops the start."""
+    if DEBUG:
+        return
+    if not value.strip():
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (it is blank).")
+    # "django-insecure-" is what startproject writes: a key that was never meant to be kept.
+    if value == development_value or value.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            f"{name} is the repository's development value, public to anyone; set a secret one when DEBUG is off."
+        )
+
+
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-local-development-key-never-use-in-production"
+    SECRET_KEY = DEVELOPMENT_SECRET_KEY
+_refuse_public_secret("SECRET_KEY", SECRET_KEY, DEVELOPMENT_SECRET_KEY)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -87,7 +107,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -245,8 +264,11 @@ def _identifier_keys():
                 "watched emails and phone numbers are encrypted and hashed with them."
             )
         # Fixed local keys, so a development database stays readable across restarts.
-        keys = keys or ["bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="]
-        hash_key = hash_key or "local-development-hash-key-not-secret"
+        keys = keys or [DEVELOPMENT_ENCRYPTION_KEY]
+        hash_key = hash_key or DEVELOPMENT_HASH_KEY
+    for key in keys:
+        _refuse_public_secret("IDENTIFIER_ENCRYPTION_KEYS", key, DEVELOPMENT_ENCRYPTION_KEY)
+    _refuse_public_secret("IDENTIFIER_HASH_KEY", hash_key, DEVELOPMENT_HASH_KEY)
     for position, key in enumerate(keys, start=1):
         try:
             Fernet(key)
@@ -301,13 +323,18 @@ API_THROTTLE_USER = _throttle_rate("API_THROTTLE_USER", "600/minute")
 API_THROTTLE_ANON = _throttle_rate("API_THROTTLE_ANON", "60/minute")
 API_THROTTLE_ENQUEUE = _throttle_rate("API_THROTTLE_ENQUEUE", "30/minute")
 API_THROTTLE_TOKEN = _throttle_rate("API_THROTTLE_TOKEN", "10/minute")
+# Failed logins per username, from any address; past it even the right password waits.
+API_THROTTLE_LOGIN_FAILURES = _throttle_rate("API_THROTTLE_LOGIN_FAILURES", "10/hour")
+# Proxies in front of the web server that append to X-Forwarded-For. 0: the connection's
+# address is the client's (a client can write X-Forwarded-For itself).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=25)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=200)
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request is then a 401 with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -317,7 +344,9 @@ REST_FRAMEWORK = {
         "anon": API_THROTTLE_ANON,
         "enqueue": API_THROTTLE_ENQUEUE,
         "token": API_THROTTLE_TOKEN,
+        "login_failures": API_THROTTLE_LOGIN_FAILURES,
     },
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_FILTER_BACKENDS": [
@@ -364,3 +393,20 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+
+# HTTPS in production (README "Configuration"). Off by default, so local http keeps working; a
+# deployment turns them on once every host it serves answers over https (HSTS is remembered by
+# browsers for SECURE_HSTS_SECONDS: start small). Behind a proxy that terminates TLS, Django
+# sees plain http unless SECURE_PROXY_SSL_HEADER names the proxy's header, and the redirect loops.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_"):
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must be a header and its value, like HTTP_X_FORWARDED_PROTO,https; "
+            f"not {','.join(_proxy_ssl_header)!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)

@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from notifications.providers.push import PUSH_TOKEN
 from notifications.providers.sms import E164
+from scanners.fields import EncryptedTextField
 
 
 class Channel(models.TextChoices):
@@ -125,7 +126,8 @@ class WebhookEndpoint(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=200, default=new_webhook_secret)
+    # Encrypted at rest (scanners/fields.py); `endpoint.secret` reads as the plaintext that signs deliveries.
+    secret = EncryptedTextField(default=new_webhook_secret)
     kinds = models.JSONField(default=list, blank=True, help_text="Event kinds to send; empty means every kind.")
     active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)

@@ -14,17 +14,23 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 from django.db import connection
 
 FORMATS = ("csv", "jsonl")
 # Rejected lines are all counted; this many are kept with their reasons for the report.
 REJECTED_KEPT = 1000
+# A reason quotes a value in at most SHOWN_CHARS characters, and is at most REASON_CHARS long.
+SHOWN_CHARS = 40
+REASON_CHARS = 200
+# What no database column here can hold (PostgreSQL refuses NUL; UTF-8 has no lone surrogates).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class ImportFileInvalid(ValueError):
@@ -51,7 +57,7 @@ class ImportReport:
     def reject(self, line: int, reason: str) -> None:
         self.rejected_count += 1
         if len(self.rejected) < REJECTED_KEPT:
-            self.rejected.append((line, reason))
+            self.rejected.append((line, reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 3] + "..."))
 
 
 def format_of(path: Path, given: str | None = None) -> str:
@@ -62,23 +68,45 @@ def format_of(path: Path, given: str | None = None) -> str:
     return fmt
 
 
-def records(stream: TextIO, fmt: str, required: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(line number, record) for each line, or (line number, reason) for a line that is not a record."""
+def records(stream: IO, fmt: str, required: Iterable[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, record) for each line, or (line number, reason) for a line that is not a record.
+
+    The stream may be binary (the commands open files so): each line is decoded on its own, so
+    a line that is not UTF-8 is rejected by its number and the lines after it are still read.
+    """
     required = list(required)
+    undecodable: list[tuple[int, str]] = []
+    lines = _text_lines(stream, undecodable)
     if fmt == "csv":
-        reader = csv.reader(stream)
-        header = [name.strip() for name in next(reader, [])]
+        reader = csv.reader(lines)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+        except csv.Error as exc:
+            raise ImportFileInvalid(f"the CSV header cannot be read: {exc}") from None
         missing = [name for name in required if name not in header]
         if missing:
             raise ImportFileInvalid(f"the CSV header lacks column(s): {', '.join(missing)}")
         width = len(header)
-        for row in reader:  # csv.DictReader's work, a third cheaper for millions of lines
+        while True:  # csv.DictReader's work, a third cheaper for millions of lines
+            first = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a field over csv's 131,072 characters: this record only
+                yield from _drain(undecodable)
+                span = f" (the record runs to line {reader.line_num})" if reader.line_num > first else ""
+                yield first, f"not a CSV record: {exc}{span}"
+                continue
+            yield from _drain(undecodable)
             if len(row) > width:
-                yield reader.line_num, f"{len(row) - width} more value(s) than the header has columns"
+                yield first, f"{len(row) - width} more value(s) than the header has columns"
             elif row:
-                yield reader.line_num, dict(zip(header, row, strict=False))
+                yield first, dict(zip(header, row, strict=False))
+        yield from _drain(undecodable)
         return
-    for number, line in enumerate(stream, start=1):
+    for number, line in enumerate(lines, start=1):
+        yield from _drain(undecodable)
         if not line.strip():
             continue
         try:
@@ -86,7 +114,54 @@ def records(stream: TextIO, fmt: str, required: Iterable[str]) -> Iterator[tuple
         except ValueError as exc:
             yield number, f"not valid JSON: {exc}"
             continue
-        yield number, record if isinstance(record, dict) else f"expected a JSON object, got {type(record).__name__}"
+        except RecursionError:
+            yield number, "not valid JSON: nested too deeply"
+            continue
+        yield number, record if isinstance(record, dict) else f"expected a JSON object, got {json_type(record)}"
+    yield from _drain(undecodable)
+
+
+def _text_lines(stream: IO, undecodable: list[tuple[int, str]]) -> Iterator[str]:
+    """The stream's lines as text. A binary line that is not UTF-8 is noted in `undecodable` and
+    passed on as an empty line, so parsers skip it and keep counting lines."""
+    for number, line in enumerate(stream, start=1):
+        if line.__class__ is bytes:
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                undecodable.append(
+                    (number, f"not UTF-8 text (byte {exc.start + 1} of the line is {line[exc.start]:#04x})")
+                )
+                line = "\n"
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
+        yield line
+
+
+def _drain(pending: list[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    while pending:
+        yield pending.pop(0)
+
+
+def json_type(value: Any) -> str:
+    """How a reason names a JSON value's type: "a list", "an object", "a number"..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "text"
+
+
+def shown(value: Any) -> str:
+    """A value as a reason quotes it: its repr, cut short (a rejected value may be 100 KB)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 4]}...{text[-1]}"
 
 
 def import_records(
@@ -106,6 +181,15 @@ def import_records(
     only what arrives in the batches themselves: it runs in the other process.
     """
     report = ImportReport()
+    try:
+        return _import(report, numbered, parse=parse, write=write, batch_size=batch_size, progress=progress)
+    except Exception as exc:
+        # Whoever reports the failure can still say how far the import got.
+        exc.import_report = report
+        raise
+
+
+def _import(report: ImportReport, numbered, *, parse, write, batch_size, progress) -> ImportReport:
     started = time.perf_counter()
     batch: list[Any] = []
     with _BatchWriter(write, overlapped=not connection.in_atomic_block) as writer:
@@ -211,14 +295,24 @@ def _write_batches(pipe, write: Callable[[list[Any]], int]) -> None:
         os._exit(0)
 
 
-def field_text(record: dict[str, Any], name: str, *, required: bool = True, limit: int = 300) -> str:
-    """A record's field as stripped text; LineRejected when required and empty, or too long."""
+def field_text(
+    record: dict[str, Any], name: str, *, required: bool = True, limit: int = 300, number: bool = False
+) -> str:
+    """A record's field as stripped text; LineRejected when required and empty, too long, not text
+    (JSON Lines may carry whole numbers for text, and any number where `number` is set), or
+    holding what the database cannot store."""
     value = record.get(name)
-    if value.__class__ is not str:  # JSON Lines may carry numbers; CSV always gives text
-        value = "" if value is None else str(value)
+    if value is None:
+        value = ""
+    elif value.__class__ is not str:  # CSV always gives text
+        if isinstance(value, bool) or not isinstance(value, int | float) or (isinstance(value, float) and not number):
+            raise LineRejected(f"{name} must be text, not {json_type(value)}")
+        value = str(value)
     value = value.strip()
     if required and not value:
         raise LineRejected(f"{name} is empty")
     if len(value) > limit:
         raise LineRejected(f"{name} is longer than {limit} characters")
+    if _UNSTORABLE.search(value):
+        raise LineRejected(f"{name} holds a NUL or a lone surrogate, which cannot be stored")
     return value

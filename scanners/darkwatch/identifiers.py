@@ -21,6 +21,8 @@ import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from scanners.imports import shown  # values quoted in a message are cut short: one may be 100 KB
+
 KINDS = ("email", "phone", "username", "domain")
 # Deliberately simple: it decides what is rejected, not how values match (both sides normalize alike),
 # and an import hashes millions of addresses.
@@ -69,7 +71,7 @@ def normalizer(kind: str):
 def _email(raw: str) -> str:
     value = "".join(raw.split()).lower()
     if len(value) > 254 or not _EMAIL.match(value):
-        raise IdentifierInvalid(f"{raw!r} is not an email address")
+        raise IdentifierInvalid(f"{shown(raw)} is not an email address")
     return value
 
 
@@ -77,16 +79,16 @@ def _phone(raw: str) -> str:
     try:
         number = phonenumbers.parse(raw, settings.DARKWATCH_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException as exc:
-        raise IdentifierInvalid(f"{raw!r} is not a phone number: {exc}") from None
+        raise IdentifierInvalid(f"{shown(raw)} is not a phone number: {exc}") from None
     if not phonenumbers.is_valid_number(number):
-        raise IdentifierInvalid(f"{raw!r} is not a valid phone number")
+        raise IdentifierInvalid(f"{shown(raw)} is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _username(raw: str) -> str:
     value = raw.casefold()
     if not _USERNAME.match(value):
-        raise IdentifierInvalid(f"{raw!r} is not a username (1–64 characters, no spaces or @)")
+        raise IdentifierInvalid(f"{shown(raw)} is not a username (1–64 characters, no spaces or @)")
     return value
 
 
@@ -95,10 +97,10 @@ def _domain(raw: str) -> str:
     try:
         value = value.encode("idna").decode("ascii")
     except UnicodeError:
-        raise IdentifierInvalid(f"{raw!r} is not a domain name") from None
+        raise IdentifierInvalid(f"{shown(raw)} is not a domain name") from None
     labels = value.split(".")
     if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
-        raise IdentifierInvalid(f"{raw!r} is not a domain name")
+        raise IdentifierInvalid(f"{shown(raw)} is not a domain name")
     return value
 
 

@@ -38,6 +38,8 @@ HIGH_DATA_CLASSES = frozenset(
     {"phone numbers", "physical addresses", "dates of birth", "driver's licenses", "financial data", "ip addresses"}
 )
 IMPORT_COLUMNS = ("breach", "kind", "identifier")
+# Longer than any identifier of any kind (an e-mail address is at most 254): refused before normalizing.
+IDENTIFIER_CHARS = 320
 
 
 class ItemAlreadyWatched(ValueError):
@@ -113,9 +115,10 @@ def breaches_import(
         name = imports.field_text(record, "breach", limit=200)
         kind = imports.field_text(record, "kind").lower()
         if kind not in hashers:
-            raise imports.LineRejected(f"kind {kind!r} is not one of {', '.join(hashers)}")
+            raise imports.LineRejected(f"kind {imports.shown(kind)} is not one of {', '.join(hashers)}")
         try:
-            value = normalizers[kind](record.get("identifier") or "")
+            # A JSON number is read as its digits (a phone number, a numeric username).
+            value = normalizers[kind](imports.field_text(record, "identifier", limit=IDENTIFIER_CHARS))
         except IdentifierInvalid as exc:
             raise imports.LineRejected(str(exc)) from None
         details = None
@@ -145,13 +148,19 @@ def _breach_details(record: dict[str, Any]) -> dict[str, Any]:
     try:
         breach_date = date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
-        raise imports.LineRejected(f"breach_date {raw_date!r} is not a YYYY-MM-DD date") from None
+        raise imports.LineRejected(f"breach_date {imports.shown(raw_date)} is not a YYYY-MM-DD date") from None
     classes = record.get("data_classes") or []
     if isinstance(classes, str):
         classes = classes.replace(";", "|").split("|")
     if not isinstance(classes, list):
         raise imports.LineRejected("data_classes must be a list or names separated by '|'")
-    classes = [str(name).strip() for name in classes if str(name).strip()]
+    if len(classes) > 100:
+        raise imports.LineRejected("data_classes has more than 100 names")
+    # Each name is checked like a field: never a list or an object stored as its Python text.
+    classes = [
+        imports.field_text({"data_classes": name}, "data_classes", required=False, limit=100) for name in classes
+    ]
+    classes = [name for name in classes if name]
     return {
         "title": imports.field_text(record, "title", required=False, limit=200),
         "domain": imports.field_text(record, "domain", required=False, limit=200),

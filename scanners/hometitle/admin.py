@@ -10,7 +10,7 @@ from scanners.hometitle.models import Property, RecordedDocument, TitleChange
 class PropertyAdmin(admin.ModelAdmin):
     list_display = ["address", "county", "parcel_number", "subscription", "last_scanned_at"]
     list_filter = ["county"]
-    search_fields = ["address", "parcel_number", "owner_names", "subscription__user__username"]
+    search_fields = ["address", "parcel_number", "subscription__user__username"]  # owner names are encrypted
     readonly_fields = ["parcel_key", "created_at", "updated_at", "last_scanned_at"]
     raw_id_fields = ["subscription"]
 

@@ -1,6 +1,8 @@
+from django.core.validators import MaxLengthValidator
 from django.db import models
 
 from kordant.models import Subscription
+from scanners.fields import EncryptedTextField
 from scanners.findings import Finding
 
 __all__ = ["Property", "RecordedDocument", "TitleChange"]
@@ -20,8 +22,11 @@ class Property(models.Model):
     county = models.CharField(max_length=100, help_text="County identifier as the recorder data names it")
     parcel_number = models.CharField(max_length=64)
     parcel_key = models.CharField(max_length=170, editable=False, db_index=True)
-    owner_names = models.CharField(
-        max_length=300, help_text="Owners on title, separated by ';' — a deed to anyone else is critical"
+    # Personal names: encrypted at rest (scanners/fields.py); max_length bounds the form, not the column.
+    owner_names = EncryptedTextField(
+        max_length=300,
+        validators=[MaxLengthValidator(300)],
+        help_text="Owners on title, separated by ';' — a deed to anyone else is critical",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

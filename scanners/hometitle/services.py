@@ -22,6 +22,7 @@ IMPORT_COLUMNS = ("county", "document_number", "parcel_number", "document_type",
 # A recordings file's full header: the required columns, then the optional ones.
 RECORDING_COLUMNS = (*IMPORT_COLUMNS, "grantor", "grantee", "amount")
 NOTIFY_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
+PARCEL_KEY_CHARS = RecordedDocument._meta.get_field("parcel_key").max_length
 
 
 class PropertyAlreadyWatched(ValueError):
@@ -69,19 +70,22 @@ def recordings_import(
         try:
             recorded = date.fromisoformat(raw_date[:10])
         except ValueError:
-            raise imports.LineRejected(f"recorded_date {raw_date!r} is not a YYYY-MM-DD date") from None
-        raw_amount = imports.field_text(record, "amount", required=False)
+            raise imports.LineRejected(f"recorded_date {imports.shown(raw_date)} is not a YYYY-MM-DD date") from None
+        raw_amount = imports.field_text(record, "amount", required=False, number=True)
         try:
             amount = Decimal(raw_amount.replace(",", "").lstrip("$")) if raw_amount else None
         except InvalidOperation:
-            raise imports.LineRejected(f"amount {raw_amount!r} is not a number") from None
+            raise imports.LineRejected(f"amount {imports.shown(raw_amount)} is not a number") from None
         if amount is not None and not (amount.is_finite() and abs(amount) < Decimal("1e12")):
-            raise imports.LineRejected(f"amount {raw_amount!r} is out of range")
+            raise imports.LineRejected(f"amount {imports.shown(raw_amount)} is out of range")
+        key = parcel_key(county, parcel)
+        if len(key) > PARCEL_KEY_CHARS:  # lower-casing can lengthen a name ("İ" is two characters in lower case)
+            raise imports.LineRejected(f"county and parcel_number make a key longer than {PARCEL_KEY_CHARS} characters")
         return (
             county,
             imports.field_text(record, "document_number", limit=64),
             parcel,
-            parcel_key(county, parcel),
+            key,
             document_type(imports.field_text(record, "document_type", limit=100)),
             recorded,
             imports.field_text(record, "grantor", required=False),

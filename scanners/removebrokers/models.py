@@ -5,6 +5,8 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 
+from scanners.fields import EncryptedJSONField
+
 __all__ = ["DataBroker", "RemovalRequest"]
 
 # Person fields a broker may ask for; a request carries the ones its broker needs.
@@ -66,7 +68,8 @@ class RemovalRequest(models.Model):
     subscription = models.ForeignKey("kordant.Subscription", on_delete=models.CASCADE, related_name="removal_requests")
     broker = models.ForeignKey(DataBroker, on_delete=models.PROTECT, related_name="removal_requests")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    person = models.JSONField(default=dict, help_text="The fields sent to the broker")
+    # Name, e-mail, phone, address, date of birth: encrypted at rest (scanners/fields.py).
+    person = EncryptedJSONField(default=dict, help_text="The fields sent to the broker")
     attempts = models.PositiveIntegerField(default=0, help_text="Submission attempts, failed ones included")
     submissions = models.PositiveIntegerField(default=0, help_text="Submissions the broker accepted")
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Pending: not before; submitted: re-check")

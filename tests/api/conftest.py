@@ -12,12 +12,11 @@ from tests.factories import SubscriptionFactory, UserFactory
 @pytest.fixture
 def api():
     """An API client: `api.as_user(user)` logs a user in with a real token, as a script would."""
-    from rest_framework.authtoken.models import Token
+    from api.services import api_token_issue
 
     class Client(APIClient):
         def as_user(self, user):
-            token, _ = Token.objects.get_or_create(user=user)
-            self.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            self.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user)}")
             return self
 
     return Client()

@@ -5,7 +5,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -14,6 +13,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from api.services import api_token_issue
 from jobs.models import JobRun
 from tests.api.factories import (
     AlertFactory,
@@ -51,7 +51,7 @@ def test_the_docs_are_served_without_a_cdn(client):
 @pytest.fixture
 def staff_headers(db):
     staff = UserFactory(username="contract-staff", is_staff=True)
-    return {"Authorization": f"Token {Token.objects.create(user=staff).key}"}
+    return {"Authorization": f"Token {api_token_issue(staff)}"}
 
 
 @pytest.fixture

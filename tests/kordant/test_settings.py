@@ -79,3 +79,58 @@ def test_a_malformed_api_throttle_rate_names_the_variable(rate):
     result = boot(API_THROTTLE_ENQUEUE=rate)
     assert result.returncode != 0
     assert "ImproperlyConfigured: API_THROTTLE_ENQUEUE" in result.stderr
+
+
+# --- production refuses the repository's own secrets (issue 16, item 10) -----------------
+
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "a-real-secret-from-the-environment",
+    "IDENTIFIER_ENCRYPTION_KEYS": "q" * 43 + "=",
+    "IDENTIFIER_HASH_KEY": "a-real-hash-key",
+}
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("SECRET_KEY", " "),
+        ("SECRET_KEY", "\t \n"),
+        ("SECRET_KEY", "insecure-local-development-key-never-use-in-production"),
+        ("SECRET_KEY", "django-insecure-abc123"),
+        ("IDENTIFIER_ENCRYPTION_KEYS", "bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="),
+        ("IDENTIFIER_ENCRYPTION_KEYS", "q" * 43 + "=,bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1zZWNyZXQ="),
+        ("IDENTIFIER_HASH_KEY", "local-development-hash-key-not-secret"),
+        ("IDENTIFIER_HASH_KEY", "   "),
+    ],
+)
+def test_debug_off_refuses_a_blank_or_the_repositorys_own_secret(setting, value):
+    result = boot(**{**PRODUCTION, setting: value})
+    assert result.returncode != 0, f"{setting}={value!r} was accepted"
+    assert f"ImproperlyConfigured: {setting}" in result.stderr
+
+
+def test_check_deploy_passes_hsts_and_the_ssl_redirect_when_the_environment_turns_them_on():
+    production = {
+        **PRODUCTION,
+        "SECURE_SSL_REDIRECT": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+        "SECURE_HSTS_PRELOAD": "true",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+        "SECRET_KEY": "k" + "".join(chr(ord("a") + n % 26) + str(n) for n in range(40)),
+    }
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "kordant.settings", **production}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "W004" not in result.stderr + result.stdout and "W008" not in result.stderr + result.stdout, result.stderr
+    assert result.returncode == 0, result.stderr + result.stdout
+    # And the defaults stay off, so local development over plain http keeps working.
+    defaults = boot()
+    assert defaults.returncode == 0, defaults.stderr

@@ -21,7 +21,8 @@ class ImportCommand(BaseCommand):
     def run_import(self, service, path: Path, fmt: str | None, batch_size: int, **kwargs) -> None:
         try:
             fmt = imports.format_of(path, fmt)
-            stream = path.open(encoding="utf-8", newline="")
+            # Binary: lines are decoded one by one, so a line that is not UTF-8 is rejected by its number.
+            stream = path.open("rb")
         except (imports.ImportFileInvalid, OSError) as exc:
             raise CommandError(str(exc)) from None
         last_print = 0.0
@@ -38,8 +39,13 @@ class ImportCommand(BaseCommand):
                 report = service(stream, fmt, batch_size=batch_size, progress=progress, **kwargs)
             except imports.ImportFileInvalid as exc:
                 raise CommandError(f"{path}: {exc}") from None
-            except UnicodeDecodeError as exc:
-                raise CommandError(f"{path} is not UTF-8 text: {exc}") from None
+            except Exception as exc:  # the database or the writer failed: say how far it got, then fail
+                if report := getattr(exc, "import_report", None):
+                    self.summarize(path, report)
+                raise CommandError(f"{path}: the import stopped: {type(exc).__name__}: {exc}") from exc
+        self.summarize(path, report)
+
+    def summarize(self, path: Path, report: imports.ImportReport) -> None:
         for line, reason in report.rejected[:REJECTED_SHOWN]:
             self.stderr.write(f"{path}:{line}: rejected: {reason}")
         if report.rejected_count > REJECTED_SHOWN:
