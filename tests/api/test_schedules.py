@@ -57,7 +57,7 @@ def test_only_staff_trigger_a_schedule_now(api, alice, staff):
 
 
 def test_schedule_list_query_count_does_not_grow_with_page_size(api, staff):
-    configs = [SchedulerConfigFactory(job_type=name) for name in ("jobs.ping", "jobs.prune")]
+    configs = [SchedulerConfigFactory(tier=tier, job_type="jobs.ping") for tier in ("premium", "basic")]
     for index in range(30):
         for config in configs:
             ScheduleFactory(config=config, cron_expression=f"{index} 3 * * *")
