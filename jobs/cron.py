@@ -8,10 +8,11 @@ Times are computed on the schedule's local wall clock and stored in UTC:
 Expressions are read the way cron reads them, and checked before anything uses them:
 `cron_normalise` is the one reading. croniter 7 reads a one-value range (`3-3`) as `*`,
 and cron_descriptor describes a step that yields one value (`*/90`) as "every 90 minutes",
-so each such term is rewritten to the single value it means; what cron implementations
-disagree on (a reversed range, `?`, `L`/`W`/`#`, a `*`-step day field next to a weekday)
-is refused with a message. The description, the preview and the firing all use the
-normalised expression, so they cannot disagree. An expression whose dates never occur
+so each such term is rewritten to the single value it means. What cron implementations
+disagree on is refused with a message, not guessed: a reversed range, `?`, `L`/`W`/`#`,
+a `*`-step day field next to a weekday, a one-value range with a step (`1-1/3`), a
+weekday `a/n`. The description, the preview and the firing all use the normalised
+expression, so they cannot disagree. An expression whose dates never occur
 (`0 0 30 2 *`) is refused too (CronNeverRuns).
 
 Named frequencies get a stable spread: each (subscription, job type) has its own
@@ -90,46 +91,71 @@ def cron_normalise(value: str) -> str:
     fields = value.lower().split()
     if len(fields) != 5:
         raise CronInvalid(f"five fields are needed, not {len(fields)}")
-    out = [
-        ",".join(_normalise_term(term, spec) for term in field.split(","))
-        for field, spec in zip(fields, _FIELDS, strict=True)
-    ]
+    for field, (name, *_) in zip(fields, _FIELDS, strict=True):
+        if field != "*" and "*" in field.split(","):
+            raise CronInvalid(f"{name}: crons read '*' in a list differently; write '*' alone")
+    out = [_normalise_field(field, spec) for field, spec in zip(fields, _FIELDS, strict=True)]
     day, weekday = fields[2], fields[4]
     # Cron's "day of month OR day of week" rule: Vixie cron drops it when a field merely
     # starts with "*" (`*/2`), croniter and cron_descriptor do not. Refused rather than guessed.
-    if day != "*" and weekday != "*" and (day.startswith("*") or weekday.startswith("*")):
+    if day != "*" and weekday != "*" and "*" in day + weekday:
         raise CronInvalid(
-            "a day of month and a day of week together are read differently by different crons "
-            "when one of them starts with '*'; list the days instead"
+            "crons read a day of month and a day of week together differently "
+            "when one of them has a '*' step; list the days instead"
         )
     return " ".join(out)
 
 
-def _normalise_term(term: str, spec) -> str:
+def _normalise_field(field: str, spec) -> str:
+    terms = [_normalise_term(term, spec) for term in field.split(",")]
+    if len(terms) == 1:
+        return terms[0][0]
+    # A list is written as the values it yields: cron_descriptor garbles lists that mix
+    # values and steps ("only on Sunday, every 1 days of the week, and Sunday").
+    values = sorted({_canonical(value, spec) for _, yielded in terms for value in yielded})
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in runs)
+
+
+def _normalise_term(term: str, spec) -> tuple[str, range]:
+    """The term as written for croniter and cron_descriptor, and the values it yields."""
     name, lowest, highest, _ = spec
     match = _TERM.match(term)
     if match is None:
         raise CronInvalid(f"{name}: {term!r} is not a number, a name, '*', a range a-b or a step /n")
     step = match["step"]
-    last = 6 if name == "day of week" else highest  # a weekday step from `*` or `a/n` stops at Saturday
+    last = 6 if name == "day of week" else highest  # `*/n` of weekdays stops at Saturday (7 is Sunday again)
     if step is not None and int(step) == 0:
         raise CronInvalid(f"{name}: a step of 0 never moves")
     if match["star"]:
         if step is None:
-            return "*"
+            return "*", range(lowest, last + 1)
         low, high = lowest, last
     else:
         low = _value(match["low"], spec)
-        # `a/n` is `a-<last>/n`, as Vixie cron and croniter read it.
+        if step and not match["high"] and name == "day of week":
+            raise CronInvalid(
+                f"{name}: crons read {term!r} differently (up to Saturday, or on to 7, Sunday); "
+                f"write the range, e.g. {low}-6/{step}"
+            )
+        # `a/n` is `a-<last>/n`, as croniter and cronsim read it.
         high = _value(match["high"], spec) if match["high"] else (last if step else low)
         if high < low:
             raise CronInvalid(f"{name}: the range {term!r} runs backwards")
+        if step and high == low:
+            # Vixie cron: the one value; croniter: every n from 0; cronsim: every n from a.
+            raise CronInvalid(f"{name}: crons read the one-value range with a step {term!r} three ways; write {low}")
     values = range(low, high + 1, int(step or 1))
     if len(values) == 1:
-        return str(_canonical(values[0], spec))
+        return str(_canonical(values[0], spec)), values
     if step is None:
-        return f"{low}-{high}"
-    return f"{'*' if match['star'] else f'{low}-{high}'}/{step}"
+        return f"{low}-{high}", values
+    return f"{'*' if match['star'] else f'{low}-{high}'}/{step}", values
 
 
 def _value(text: str, spec) -> int:
@@ -214,15 +240,34 @@ def next_runs(cron: str, tz: str, after: datetime, count: int = 5) -> list[datet
 
 def cron_describe(cron: str) -> str:
     """A cron expression in words ("At 03:17"), as it fires (normalised); the expression itself if unreadable."""
-    from cron_descriptor import Options, get_description
+    from cron_descriptor import DescriptionTypeEnum, ExpressionDescriptor, Options, get_description
 
     options = Options()
     options.use_24hour_time_format = True
     options.day_of_week_start_index_zero = True  # cron's weekday 0 is Sunday, as croniter reads it
     try:
-        return get_description(cron_normalise(cron), options)
-    except Exception:  # cron-descriptor raises its own several kinds; the raw text is still true
+        normalised = cron_normalise(cron)
+    except CronInvalid:
         return cron
+    try:
+        minute, hour, day, month, weekday = normalised.split()
+        if day == "*" or weekday == "*":
+            return get_description(normalised, options)
+        # Both day fields: cron runs on either. cron_descriptor says so for one weekday
+        # ("or on Monday") but reads a weekday range as a further restriction.
+        parts = ExpressionDescriptor(normalised, options)
+        weekdays = ExpressionDescriptor(f"{minute} {hour} * {month} {weekday}", options)
+        either = weekdays.get_description(DescriptionTypeEnum.DAYOFWEEK).removeprefix(", ")
+        either = either.removeprefix("or on ").removeprefix("only on ")
+        text = (
+            parts.get_description(DescriptionTypeEnum.TIMEOFDAY)
+            + parts.get_description(DescriptionTypeEnum.DAYOFMONTH)
+            + f", or on {either}"
+            + parts.get_description(DescriptionTypeEnum.MONTH)
+        )
+        return text[:1].upper() + text[1:]
+    except Exception:  # cron-descriptor raises its own several kinds; the expression is still true
+        return normalised
 
 
 def due_tick(cron: str, tz: str, due: datetime, now: datetime) -> tuple[datetime, datetime]:
