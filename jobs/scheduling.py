@@ -198,7 +198,12 @@ def _report_broken(cron: str, tz: str, exc: Exception) -> None:
 
 def _desired_cron(config: SchedulerConfig, subscription_id: int) -> str:
     if config.frequency:
-        return spread_cron(config.frequency, subscription_id, config.job_type)
+        try:
+            return spread_cron(config.frequency, subscription_id, config.job_type)
+        except ValueError:
+            # An unknown frequency written past validation: kept as the timing, which has
+            # no next run, so the schedule shows as broken instead of stopping the sync.
+            return config.frequency
     return config.cron_expression
 
 

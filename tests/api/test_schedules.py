@@ -192,3 +192,12 @@ def test_a_broken_schedule_says_why_in_the_api(api, alice):
     Schedule.objects.filter(pk=schedule.pk).update(cron_expression="0 0 31 4 *")
     body = api.as_user(alice).get(f"/api/v1/schedules/{schedule.pk}/").json()
     assert body["state"] == "broken" and "never" in body["state_reason"]
+
+
+def test_triggering_a_schedule_of_a_type_that_cannot_run_on_a_schedule_is_a_409(api, alice, staff):
+    schedule = ScheduleFactory(subscription=alice.subscriptions.get())
+    SchedulerConfig.objects.filter(pk=schedule.config_id).update(job_type="notifications.send")  # an old row
+    response = api.as_user(staff).post(f"/api/v1/schedules/{schedule.pk}/trigger/")
+    assert response.status_code == 409
+    assert "cannot run on a schedule" in error_of(response)["message"]
+    assert not JobRun.objects.exists()

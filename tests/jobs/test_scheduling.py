@@ -633,3 +633,14 @@ def test_a_tick_of_a_type_that_declares_no_scheduled_payload_fails_visibly(redis
     run = JobRun.objects.get(schedule=schedule)
     assert report.failed == 1 and (run.status, run.error_type) == ("failed", "NotSchedulable")
     assert "cannot run on a schedule" in run.error
+
+
+def test_a_config_with_an_unknown_frequency_is_skipped_not_fatal(ping_config, redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="plus")
+    SchedulerConfig.objects.filter(tier="plus", job_type="darkwatch.scan").update(frequency="fortnightly")
+
+    schedules_sync_all()  # raised ValueError: unknown frequency
+
+    schedules = schedules_of(subscription)
+    assert schedules["darkwatch.scan"].next_run_at is None and schedules["darkwatch.scan"].state == "broken"
+    assert entry_score(redis_conn, schedules["jobs.ping"]) == (START + timedelta(hours=1)).timestamp()
