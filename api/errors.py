@@ -13,7 +13,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs.errors import InvalidTransition, PayloadInvalid, UnknownJobType
+from jobs.errors import InvalidTransition, NotSchedulable, PayloadInvalid, UnknownJobType
 from reports.errors import ReportPeriodInvalid
 
 
@@ -38,7 +38,7 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound("Not found.")
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
-    if isinstance(exc, InvalidTransition):
+    if isinstance(exc, InvalidTransition | NotSchedulable):  # the latter: a config saved past validation
         return Conflict(str(exc))
     if isinstance(exc, PayloadInvalid):
         fields = {f"payload.{path}" if path != "priority" else path: messages for path, messages in exc.errors.items()}

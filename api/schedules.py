@@ -18,7 +18,7 @@ from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_locati
 from api.permissions import IsStaff
 from api.throttles import EnqueueThrottle, UserThrottle
 from api.viewsets import ListFiltersOnly
-from jobs.models import JobRun, Schedule, SchedulerConfig
+from jobs.models import SCHEDULE_STATE_FILTERS, JobRun, Schedule, SchedulerConfig, ScheduleState
 from jobs.registry import registry
 from jobs.scheduling import schedule_set_enabled, schedule_trigger_now
 
@@ -29,6 +29,13 @@ class ScheduleSerializer(serializers.ModelSerializer):
     last_status = serializers.ChoiceField(
         choices=JobRun.Status.choices, allow_blank=True, read_only=True, help_text="Empty until the first run."
     )
+    state = serializers.ChoiceField(
+        choices=ScheduleState.choices,
+        read_only=True,
+        help_text="Whether it runs: `enabled` is the owner's switch, but a schedule also waits while its "
+        "tier's config is disabled, and is broken when its next run cannot be computed.",
+    )
+    state_reason = serializers.CharField(read_only=True)
 
     class Meta:
         model = Schedule
@@ -41,6 +48,8 @@ class ScheduleSerializer(serializers.ModelSerializer):
             "cron_expression",
             "timezone",
             "enabled",
+            "state",
+            "state_reason",
             "next_run_at",
             "last_run_at",
             "last_run",
@@ -56,10 +65,14 @@ class ScheduleFilter(django_filters.FilterSet):
     enabled = django_filters.BooleanFilter()
     subscription = django_filters.NumberFilter(field_name="subscription_id")
     job_type = django_filters.CharFilter(field_name="config__job_type")
+    state = django_filters.ChoiceFilter(choices=ScheduleState.choices, method="filter_state")
 
     class Meta:
         model = Schedule
         fields = []
+
+    def filter_state(self, queryset, name, value):
+        return queryset.filter(SCHEDULE_STATE_FILTERS[value])
 
 
 class ScheduleViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
@@ -129,10 +142,17 @@ class SchedulerConfigSerializer(serializers.ModelSerializer):
         # full_clean checks the (tier, job_type) constraint below, with the admin's message.
         validators = []
 
-    def validate_job_type(self, value: str) -> str:
-        if value not in registry:
-            raise serializers.ValidationError(f"Unknown job type {value!r}; known: {', '.join(registry.names())}.")
-        return value
+    def get_fields(self):
+        # Only types that declare a scheduled payload can run on a schedule: the schema offers those.
+        fields = super().get_fields()
+        names = registry.schedulable_names()
+        fields["job_type"] = serializers.ChoiceField(
+            choices=names,
+            error_messages={
+                "invalid_choice": f'"{{input}}" cannot run on a schedule; choose one of {", ".join(names)}.'
+            },
+        )
+        return fields
 
     def validate(self, attrs):
         # The row as it would be saved, checked without saving; a copy, so a refusal leaves the instance alone.

@@ -25,9 +25,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from jobs import admin_pages
-from jobs.cron import cron_describe, get_zone, next_runs, spread_cron
-from jobs.errors import JobError
-from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
+from jobs.cron import cron_check, cron_describe, get_zone, next_runs, spread_cron
+from jobs.errors import JobError, NextRunUnknown
+from jobs.models import SCHEDULE_STATE_FILTERS, JobEvent, JobRun, Schedule, SchedulerConfig, ScheduleState
 from jobs.registry import QUEUES, registry
 from jobs.scheduling import (
     schedule_set_enabled,
@@ -428,6 +428,21 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
 # --- schedules -------------------------------------------------------------------------
 
 
+class ScheduleStateFilter(admin.SimpleListFilter):
+    """Runs, paused, waiting for its disabled config, or broken (no next run can be computed)."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return ScheduleState.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in SCHEDULE_STATE_FILTERS:
+            return queryset.filter(SCHEDULE_STATE_FILTERS[self.value()])
+        return queryset
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
     list_display = (
@@ -438,13 +453,14 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
         "timing",
         "timezone",
         "enabled",
+        "state",
         "next_run_local",
         "next_run_utc",
         "last_run_link",
         "last_outcome",
         "run_count",
     )
-    list_filter = ("enabled", "config__tier", "config__job_type", "last_status")
+    list_filter = (ScheduleStateFilter, "enabled", "config__tier", "config__job_type", "last_status")
     list_select_related = ("subscription__user", "config")
     search_fields = ("=subscription__id", "subscription__user__username", "subscription__user__email")
     date_hierarchy = "created_at"
@@ -452,7 +468,7 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = ["enable", "disable", "run_now"]
     fields = (
-        "subscription", "config", "enabled", "cron_expression", "timing", "timezone", "next_run_local",
+        "subscription", "config", "enabled", "state", "cron_expression", "timing", "timezone", "next_run_local",
         "next_run_utc", "last_run_link", "last_outcome", "run_count", "created_at", "updated_at",
     )  # fmt: skip
 
@@ -469,6 +485,13 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
     @admin.display(description="job type", ordering="config__job_type")
     def job_type(self, schedule):
         return schedule.config.job_type
+
+    @admin.display(description="state")
+    def state(self, schedule):
+        state = ScheduleState(schedule.state)
+        if state == ScheduleState.ACTIVE:
+            return state.label
+        return format_html('<span title="{}"><strong>{}</strong></span>', schedule.state_reason, state.label)
 
     @admin.display(description="tier", ordering="config__tier")
     def tier(self, schedule):
@@ -581,7 +604,13 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
     def description_of_timing(self, config):
         if config.frequency:
             return f"{config.get_frequency_display()}, at a stable time of the period per subscription"
-        return cron_describe(config.cron_expression) if config.cron_expression else "–"
+        if not config.cron_expression:
+            return "–"
+        try:
+            cron_check(config.cron_expression)
+        except NextRunUnknown as exc:  # written past validation
+            return f"Never runs: {exc}"
+        return cron_describe(config.cron_expression)
 
     @admin.display(description="next 5 runs")
     def next_runs_preview(self, config):
@@ -594,7 +623,10 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
             cron, tz, whose = spread_cron(config.frequency, 1, config.job_type), "UTC", "a subscription (#1)"
         else:
             cron, tz, whose = config.cron_expression, "UTC", "a subscriber in UTC"
-        runs = next_runs(cron, tz, timezone.now(), 5)
+        try:
+            runs = next_runs(cron, tz, timezone.now(), 5)
+        except NextRunUnknown as exc:  # written past validation: say so rather than fail the page
+            return format_html("<p><strong>Never runs</strong> (<code>{}</code>): {}</p>", cron, exc)
         zone = get_zone(tz)
         rows = format_html_join(
             "",

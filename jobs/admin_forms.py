@@ -128,13 +128,13 @@ class EnqueueOptionsForm(forms.Form):
 
 
 class SchedulerConfigForm(forms.ModelForm):
-    """The tier table's row: the job type picked from those declared (an unknown one only fails at its tick)."""
+    """The tier table's row: the job type picked from those that declare a scheduled payload."""
 
     job_type = forms.ChoiceField()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        names = registry.names()
+        names = registry.schedulable_names()
         current = self.instance.job_type if self.instance.pk else None
         if current and current not in names:
             names = [current, *names]  # keep a row for a type whose app is not installed editable

@@ -47,5 +47,21 @@ class JobCancelled(JobError):
     """Raised inside a handler that stops because its run was cancelled or superseded."""
 
 
+class NotSchedulable(JobError, ValueError):
+    """The job type declares no scheduled payload, so no schedule may run it."""
+
+
 class InvalidTransition(JobError):
     """The run is not in a state that allows this action (e.g. cancelling a completed run)."""
+
+
+class NextRunUnknown(ValueError):
+    """A schedule's next run cannot be computed (its cron expression or time zone is unusable)."""
+
+
+class CronInvalid(NextRunUnknown):
+    """Not a five-field cron expression this project reads the way cron does."""
+
+
+class CronNeverRuns(CronInvalid):
+    """A well-formed cron expression whose dates never occur (`0 0 30 2 *`)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from jobs.errors import PayloadInvalid, UnknownJobType
+from jobs.errors import NotSchedulable, PayloadInvalid, UnknownJobType
 
 QUEUES = ("critical", "high", "default", "low")
 DEFAULT_RETRY_DELAYS = (60, 300, 900)
@@ -41,7 +41,8 @@ class ScheduleTick:
     timezone: str
 
 
-def default_schedule_payload(tick: ScheduleTick) -> dict:
+def subscription_schedule_payload(tick: ScheduleTick) -> dict:
+    """The scheduled payload of a type that takes only a subscription id (the scanners)."""
     return {"subscription_id": tick.subscription_id}
 
 
@@ -62,13 +63,25 @@ class JobType:
     dedupe_key: KeyFunction | None = None
     singleton_key: KeyFunction | None = None
     supersede_key: KeyFunction | None = None
-    # How a schedule tick becomes this type's payload; scheduled types take a subscription id.
-    schedule_payload: Callable[[ScheduleTick], dict] = default_schedule_payload
+    # How a schedule tick becomes this type's payload. Only types that declare one may be
+    # named by a SchedulerConfig: a guessed payload ({"subscription_id": ...}) fails every
+    # tick of a type that takes something else (notifications.send).
+    schedule_payload: Callable[[ScheduleTick], dict] | None = None
     # Called once in a forking worker's long-lived parent before its first job, for types on
     # the queues it serves: what it loads (a PDF engine, fonts, a model) is then shared by
     # every work horse instead of loaded again in each.
     warm_up: Callable[[], None] | None = None
     description: str = field(default="")
+
+    @property
+    def schedulable(self) -> bool:
+        return self.schedule_payload is not None
+
+    def scheduled_payload(self, tick: ScheduleTick) -> dict:
+        """The payload for a schedule's tick; NotSchedulable for a type that declares none."""
+        if self.schedule_payload is None:
+            raise NotSchedulable(f"Job type {self.name!r} cannot run on a schedule: it declares no scheduled payload")
+        return self.schedule_payload(tick)
 
     @property
     def max_attempts(self) -> int:
@@ -126,6 +139,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._types)
 
+    def schedulable_names(self) -> list[str]:
+        """The types a SchedulerConfig may name: those that declare a scheduled payload."""
+        return [name for name in self.names() if self._types[name].schedulable]
+
     def all(self) -> list[JobType]:
         return [self._types[name] for name in self.names()]
 
@@ -166,7 +183,7 @@ def job_type(
     dedupe_key: KeyFunction | None = None,
     singleton_key: KeyFunction | None = None,
     supersede_key: KeyFunction | None = None,
-    schedule_payload: Callable[[ScheduleTick], dict] = default_schedule_payload,
+    schedule_payload: Callable[[ScheduleTick], dict] | None = None,
     warm_up: Callable[[], None] | None = None,
 ):
     """Declare a job type; the decorated function `handler(ctx, payload)` runs it."""

@@ -25,7 +25,7 @@ from django.utils import timezone
 from jobs import dispatch, entries
 from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
-from jobs.errors import PayloadInvalid, UnknownJobType
+from jobs.errors import NextRunUnknown, NotSchedulable, PayloadInvalid, UnknownJobType
 from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
 from jobs.registry import ScheduleTick, registry
 from kordant.models import Subscription
@@ -130,7 +130,7 @@ def schedule_set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
         if schedule.enabled != enabled:
             schedule.enabled = enabled
             schedule.next_run_at = (
-                next_run_after(schedule.cron_expression, schedule.timezone, timezone.now())
+                next_run_or_none(schedule.cron_expression, schedule.timezone, timezone.now())
                 if enabled and schedule.config.enabled
                 else None
             )
@@ -186,9 +186,40 @@ def _sync_in_batches(subscriptions, *, batch_size: int, progress: Callable | Non
     return report
 
 
+# (cron, zone) pairs already logged as having no computable next run: a broken row is
+# logged once per process, not on every sync.
+_reported_broken: set[tuple[str, str]] = set()
+
+
+def next_run_or_none(cron: str, tz: str, after: datetime) -> datetime | None:
+    """next_run_after, or None (logged once) when it cannot be computed: one broken row
+    (written past validation) must not stop a sync, a save or the scheduler for the others."""
+    try:
+        return next_run_after(cron, tz, after)
+    except NextRunUnknown as exc:
+        _report_broken(cron, tz, exc)
+        return None
+
+
+def _report_broken(cron: str, tz: str, exc: Exception) -> None:
+    if (cron, tz) not in _reported_broken:
+        _reported_broken.add((cron, tz))
+        logger.error(
+            "schedules with cron %r in %s have no next run and are skipped (shown as broken in the admin): %s",
+            cron,
+            tz,
+            exc,
+        )
+
+
 def _desired_cron(config: SchedulerConfig, subscription_id: int) -> str:
     if config.frequency:
-        return spread_cron(config.frequency, subscription_id, config.job_type)
+        try:
+            return spread_cron(config.frequency, subscription_id, config.job_type)
+        except ValueError:
+            # An unknown frequency written past validation: kept as the timing, which has
+            # no next run, so the schedule shows as broken instead of stopping the sync.
+            return config.frequency
     return config.cron_expression
 
 
@@ -222,7 +253,7 @@ class _SyncClock:
 
     def __init__(self, now: datetime):
         self.now = now
-        self.next_run = lru_cache(maxsize=None)(lambda cron, tz: next_run_after(cron, tz, now))
+        self.next_run = lru_cache(maxsize=None)(lambda cron, tz: next_run_or_none(cron, tz, now))
 
 
 def _sync_subscriptions(subscriptions: list[tuple], clock: _SyncClock) -> SyncReport:
@@ -335,6 +366,7 @@ class FireReport:
     duplicate: int = 0  # another scheduler made the run for this tick first
     moved: int = 0  # entries whose row said "not yet": re-scored, nothing fired
     removed: int = 0  # entries with no enabled row behind them
+    broken: int = 0  # due, but their next run cannot be computed: stopped, not fired
 
     def __add__(self, other: FireReport) -> FireReport:
         return FireReport(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -407,16 +439,27 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
     )
     runs: list[dict] = []  # JobRun columns by attname: 10,000 model instances would cost more
     following: dict[int, datetime] = {}
+    broken: list[int] = []
     for schedule in due:
-        planned, following[schedule.pk] = due_tick(
-            schedule.cron_expression, schedule.timezone, schedule.next_run_at, now
-        )
+        try:
+            planned, following[schedule.pk] = due_tick(
+                schedule.cron_expression, schedule.timezone, schedule.next_run_at, now
+            )
+        except NextRunUnknown as exc:
+            # Written past validation: this one stops (no next run, no entry), the others fire.
+            _report_broken(schedule.cron_expression, schedule.timezone, exc)
+            broken.append(schedule.pk)
+            continue
         runs.append(_tick_run(schedule, planned, now, overlapping=schedule.pk in busy))
+    if broken:
+        Schedule.objects.filter(pk__in=broken).update(next_run_at=None, updated_at=now)
+        entries.entries_remove(broken)
+        report.broken = len(broken)
 
     with transaction.atomic():
         made = bulk_insert_new(JobRun, runs)
         runs = [run for run in runs if run["id"] in made]
-        report.duplicate = len(due) - len(runs)
+        report.duplicate = len(due) - len(broken) - len(runs)
         _record_tick_events(runs, now)
         bulk_update_rows(
             Schedule,
@@ -473,8 +516,8 @@ def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapp
     try:
         job_type = registry.get(config.job_type)
         tick = ScheduleTick(schedule.subscription_id, planned, config.frequency, schedule.timezone)
-        payload = job_type.validate(job_type.schedule_payload(tick))
-    except (UnknownJobType, PayloadInvalid) as exc:
+        payload = job_type.validate(job_type.scheduled_payload(tick))
+    except (UnknownJobType, NotSchedulable, PayloadInvalid) as exc:
         # Visible, not silent: the operator sees which tick could not run and why.
         run.update(status=Status.FAILED, finished_at=now, enqueued_at=None, error=str(exc))
         run["error_type"] = type(exc).__name__
@@ -544,7 +587,7 @@ def schedule_trigger_now(schedule: Schedule, *, user=None) -> JobRun:
     with transaction.atomic():
         run = enqueue(
             job_type.name,
-            job_type.schedule_payload(tick),
+            job_type.scheduled_payload(tick),
             priority=schedule.config.priority or None,
             user=user,
             subscription=schedule.subscription,
@@ -575,7 +618,7 @@ def scheduler_config_trigger_now(config: SchedulerConfig, *, user=None, batch_si
             [
                 EnqueueRequest(
                     job_type.name,
-                    job_type.schedule_payload(
+                    job_type.scheduled_payload(
                         ScheduleTick(subscription.pk, None, config.frequency, subscription.timezone)
                     ),
                     priority=config.priority or None,
@@ -610,7 +653,7 @@ def schedule_trigger_event(subscription: Subscription, job_type: str, reason: st
     logger.info("subscription %s: %s on change (%s)", subscription.pk, job_type, reason)
     return enqueue(
         job_type,
-        declared.schedule_payload(tick),
+        declared.scheduled_payload(tick),
         priority=config.priority or None,
         delay=timedelta(seconds=settings.JOBS_EVENT_COALESCE_SECONDS),
         dedupe_key=f"on-change:{subscription.pk}",

@@ -57,7 +57,7 @@ def test_only_staff_trigger_a_schedule_now(api, alice, staff):
 
 
 def test_schedule_list_query_count_does_not_grow_with_page_size(api, staff):
-    configs = [SchedulerConfigFactory(job_type=name) for name in ("jobs.ping", "jobs.prune")]
+    configs = [SchedulerConfigFactory(tier=tier, job_type="jobs.ping") for tier in ("premium", "basic")]
     for index in range(30):
         for config in configs:
             ScheduleFactory(config=config, cron_expression=f"{index} 3 * * *")
@@ -133,3 +133,71 @@ def test_staff_change_a_config_and_the_tier_resyncs(api, staff, alice, django_ca
     assert created.status_code == 201
     assert created["Location"] == f"/api/v1/scheduler-configs/{created.json()['id']}/"
     assert Schedule.objects.filter(config_id=created.json()["id"]).count() == 0  # no basic subscribers here
+
+
+# --- issue 15 ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6 *"])
+def test_a_cron_whose_dates_never_occur_is_a_400_and_saves_nothing(api, staff, cron):
+    client = api.as_user(staff)
+    created = client.post(
+        "/api/v1/scheduler-configs/", {"tier": "basic", "job_type": "jobs.ping", "cron_expression": cron}, format="json"
+    )
+    assert created.status_code == 400
+    assert "never runs" in error_of(created)["fields"]["cron_expression"][0]
+    assert not SchedulerConfig.objects.filter(job_type="jobs.ping").exists()
+
+    config = SchedulerConfigFactory(tier="basic", job_type="jobs.ping", frequency="", cron_expression="0 4 * * *")
+    changed = client.patch(f"/api/v1/scheduler-configs/{config.pk}/", {"cron_expression": cron}, format="json")
+    assert changed.status_code == 400 and list(error_of(changed)["fields"]) == ["cron_expression"]
+    config.refresh_from_db()
+    assert config.cron_expression == "0 4 * * *"
+
+
+def test_only_types_that_can_run_on_a_schedule_may_be_configured(api, staff):
+    refused = api.as_user(staff).post(
+        "/api/v1/scheduler-configs/",
+        {"tier": "basic", "job_type": "notifications.send", "frequency": "daily"},
+        format="json",
+    )
+    assert refused.status_code == 400
+    assert "cannot run on a schedule" in error_of(refused)["fields"]["job_type"][0]
+    assert not SchedulerConfig.objects.filter(job_type="notifications.send").exists()
+    schema = api.as_user(staff).get("/api/schema/", {"format": "json"}).json()
+    offered = next(
+        value["enum"]
+        for name, value in schema["components"]["schemas"].items()
+        if name.endswith("JobTypeEnum") and "darkwatch.scan" in value.get("enum", [])
+    )
+    assert "notifications.send" not in offered and "reports.generate" in offered
+
+
+def test_resuming_a_schedule_whose_config_is_disabled_says_it_waits(api, alice, django_capture_on_commit_callbacks):
+    config = SchedulerConfigFactory(tier="premium", job_type="jobs.ping", enabled=False)
+    schedule = ScheduleFactory(subscription=alice.subscriptions.get(), config=config, enabled=False, next_run_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        resumed = api.as_user(alice).post(f"/api/v1/schedules/{schedule.pk}/resume/")
+    assert resumed.status_code == 200
+    body = resumed.json()
+    assert (body["enabled"], body["state"], body["next_run_at"]) == (True, "waiting_for_config", None)
+    assert "config is disabled" in body["state_reason"]
+    listed = api.as_user(alice).get("/api/v1/schedules/", {"state": "waiting_for_config"}).json()
+    assert [row["id"] for row in listed["results"]] == [schedule.pk]
+    assert entries.entries_state([schedule.pk])[schedule.pk] is None
+
+
+def test_a_broken_schedule_says_why_in_the_api(api, alice):
+    schedule = ScheduleFactory(subscription=alice.subscriptions.get(), next_run_at=None)
+    Schedule.objects.filter(pk=schedule.pk).update(cron_expression="0 0 31 4 *")
+    body = api.as_user(alice).get(f"/api/v1/schedules/{schedule.pk}/").json()
+    assert body["state"] == "broken" and "never" in body["state_reason"]
+
+
+def test_triggering_a_schedule_of_a_type_that_cannot_run_on_a_schedule_is_a_409(api, alice, staff):
+    schedule = ScheduleFactory(subscription=alice.subscriptions.get())
+    SchedulerConfig.objects.filter(pk=schedule.config_id).update(job_type="notifications.send")  # an old row
+    response = api.as_user(staff).post(f"/api/v1/schedules/{schedule.pk}/trigger/")
+    assert response.status_code == 409
+    assert "cannot run on a schedule" in error_of(response)["message"]
+    assert not JobRun.objects.exists()

@@ -506,3 +506,67 @@ def test_the_dashboard_shows_counts_chart_queues_workers_and_scheduler(admin_cli
     assert "tests.permanent" in page and "100%" in page
     assert "Workers online: 0" in page
     assert 'href="/admin/rq/"' in page
+
+
+# --- issue 15: broken timing, schedulable types, a schedule waiting on its config ------------
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6 *"])
+def test_a_cron_whose_dates_never_occur_is_a_field_error_in_the_form(admin_client, cron):
+    base = {"tier": "plus", "job_type": "jobs.ping", "enabled": "on", "overlap": "skip", "priority": ""}
+    response = admin_client.post("/admin/jobs/schedulerconfig/add/", {**base, "cron_expression": cron})
+    assert response.status_code == 200  # the form again, not a 500
+    assert "never runs" in response.content.decode()
+    assert not SchedulerConfig.objects.filter(job_type="jobs.ping").exists()
+
+
+def test_the_config_form_offers_only_types_that_can_run_on_a_schedule(admin_client, tier_configs):
+    page = admin_client.get("/admin/jobs/schedulerconfig/add/").content.decode()
+    assert 'value="darkwatch.scan"' in page and 'value="reports.generate"' in page
+    assert 'value="notifications.send"' not in page and 'value="jobs.prune"' not in page
+    base = {"tier": "plus", "enabled": "on", "overlap": "skip", "priority": "", "frequency": "daily"}
+    refused = admin_client.post("/admin/jobs/schedulerconfig/add/", {**base, "job_type": "notifications.send"})
+    assert refused.status_code == 200
+    assert not SchedulerConfig.objects.filter(job_type="notifications.send").exists()
+
+
+def test_broken_schedules_are_shown_and_filtered(admin_client, tier_configs, redis_conn):
+    basic, plus = SubscriptionFactory(tier="basic"), SubscriptionFactory(tier="plus")
+    SchedulerConfig.objects.filter(tier="basic", job_type="darkwatch.scan").update(
+        frequency="", cron_expression="0 0 31 4 *"
+    )
+    from jobs.scheduling import schedules_sync_all
+
+    schedules_sync_all()
+    broken = Schedule.objects.get(subscription=basic, config__job_type="darkwatch.scan")
+
+    listed = admin_client.get("/admin/jobs/schedule/?state=broken")
+    assert listed.status_code == 200
+    assert list(listed.context["cl"].result_list) == [broken]
+    assert "Broken: no next run" in listed.content.decode()
+    assert Schedule.objects.filter(subscription=plus).count() == len(
+        admin_client.get("/admin/jobs/schedule/?state=active&subscription__id__exact=" + str(plus.pk))
+        .context["cl"]
+        .result_list
+    )
+    page = admin_client.get(f"/admin/jobs/schedule/{broken.pk}/change/").content.decode()
+    assert "never fires" in page
+    config_page = admin_client.get(f"/admin/jobs/schedulerconfig/{broken.config_id}/change/")
+    assert config_page.status_code == 200  # was a 500: the preview raised
+    assert "Never runs" in config_page.content.decode()
+    # Disabling the broken config works (its save does not re-validate the timing it keeps).
+    action(admin_client, "/admin/jobs/schedulerconfig/", "disable", [broken.config])
+    assert not SchedulerConfig.objects.get(pk=broken.config_id).enabled
+
+
+def test_a_resumed_schedule_of_a_disabled_config_shows_it_waits(admin_client, tier_configs):
+    subscription = SubscriptionFactory(tier="plus")
+    config = SchedulerConfig.objects.get(tier="plus", job_type="darkwatch.scan")
+    schedule = Schedule.objects.get(subscription=subscription, config=config)
+    action(admin_client, "/admin/jobs/schedulerconfig/", "disable", [config])
+    action(admin_client, "/admin/jobs/schedule/", "disable", [schedule])
+    action(admin_client, "/admin/jobs/schedule/", "enable", [schedule])
+
+    listed = admin_client.get("/admin/jobs/schedule/?state=waiting_for_config")
+    assert list(listed.context["cl"].result_list) == [schedule]
+    assert "Waiting for its config (disabled)" in listed.content.decode()

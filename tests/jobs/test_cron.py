@@ -7,7 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from jobs.cron import _croniter_step, _simple_step, due_tick, next_run_after, spread_cron, validate_cron
+from jobs.cron import (
+    _croniter_step,
+    _simple_step,
+    cron_describe,
+    cron_normalise,
+    due_tick,
+    next_run_after,
+    next_runs,
+    spread_cron,
+    validate_cron,
+)
+from jobs.errors import CronNeverRuns, NextRunUnknown
 
 NY = "America/New_York"
 
@@ -97,3 +108,99 @@ def test_fast_path_agrees_with_croniter():
 def test_custom_expressions_go_through_croniter():
     assert _simple_step("*/15 * * * *") is None
     assert next_run_after("*/15 9-17 * * 1-5", "UTC", utc(2026, 11, 20, 17, 50)) == utc(2026, 11, 23, 9, 0)
+
+
+# --- issue 15: what the fast path, one-value ranges and impossible dates got wrong -----------
+
+MONDAY_1020 = utc(2026, 5, 4, 10, 20)  # a Monday
+
+
+def test_every_hour_of_one_weekday_stays_on_that_weekday():
+    runs = next_runs("0 * * * 1", "UTC", MONDAY_1020, 20)
+    assert runs[:2] == [utc(2026, 5, 4, 11), utc(2026, 5, 4, 12)]
+    assert {run.weekday() for run in runs} == {0}  # Monday, Python's 0
+    # After Monday's last hour, the next Monday's first.
+    assert next_run_after("0 * * * 1", "UTC", utc(2026, 5, 4, 23, 0)) == utc(2026, 5, 11, 0, 0)
+
+
+def test_every_hour_of_one_day_of_the_month_stays_on_that_day():
+    runs = next_runs("30 * 1 * *", "UTC", MONDAY_1020, 30)
+    assert runs[0] == utc(2026, 6, 1, 0, 30)
+    assert runs[23] == utc(2026, 6, 1, 23, 30) and runs[24] == utc(2026, 7, 1, 0, 30)
+    assert {run.day for run in runs} == {1}
+
+
+@pytest.mark.parametrize(
+    ("cron", "means"),
+    [
+        ("0 3-3 * * *", "0 3 * * *"),
+        ("0-0 3 * * *", "0 3 * * *"),
+        ("0 3 1-1 * *", "0 3 1 * *"),
+        ("0 3 * 2-2 *", "0 3 * 2 *"),
+        ("0 3 * * 2-2", "0 3 * * 2"),
+        ("0 3 * * 7-7", "0 3 * * 0"),
+        ("*/90 * * * *", "0 * * * *"),
+        ("0 */25 * * *", "0 0 * * *"),
+    ],
+)
+def test_a_term_that_yields_one_value_means_that_value_in_firing_preview_and_words(cron, means):
+    assert cron_normalise(cron) == means
+    assert next_runs(cron, NY, MONDAY_1020, 10) == next_runs(means, NY, MONDAY_1020, 10)
+    assert cron_describe(cron) == cron_describe(means)
+
+
+def test_one_value_hour_range_fires_once_a_day():
+    assert next_runs("0 3-3 * * *", "UTC", MONDAY_1020, 2) == [utc(2026, 5, 5, 3), utc(2026, 5, 6, 3)]
+    assert cron_describe("0 3-3 * * *") == "At 03:00"
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 2,4,6 *", "0 0 30,31 2 *", "0 0 31 9,11 *"])
+def test_dates_that_never_occur_are_refused(cron):
+    with pytest.raises(ValidationError) as error:
+        validate_cron(cron)
+    assert error.value.code == "cron_never_runs"
+    with pytest.raises(CronNeverRuns):
+        next_run_after(cron, "UTC", MONDAY_1020)
+
+
+def test_a_leap_day_is_a_date_that_occurs():
+    validate_cron("0 0 29 2 *")
+    assert next_run_after("0 0 29 2 *", "UTC", MONDAY_1020) == utc(2028, 2, 29)
+
+
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0 5-3 * * *",  # croniter reads it as every hour, Vixie cron refuses it
+        "0 0 ? * *",
+        "0 0 L * *",
+        "0 0 * * 1#2",
+        "0 0 */2 * 1",  # croniter: every other day OR Monday; Vixie cron: odd days that are Mondays
+        "0 0 1 * */2",
+        "0 1-1/3 * * *",  # Vixie cron: 01:00; croniter: every 3 hours from 00:00; cronsim: from 01:00
+        "0 0 * * 1/3",  # croniter: Monday, Thursday; cronsim: also Sunday (7)
+        "*/0 * * * *",
+        "0 0 * foo *",
+        "0 0 0 * *",
+        "0 0 * * 8",
+    ],
+)
+def test_what_crons_read_differently_is_refused_with_a_reason(cron):
+    with pytest.raises(ValidationError) as error:
+        validate_cron(cron)
+    assert error.value.code == "invalid_cron"
+    assert ": " in error.value.messages[0].split("weekday)")[-1]  # the reason follows
+
+
+def test_names_lists_and_the_either_day_rule_still_work():
+    assert next_runs("0 9 * jun mon-fri", "UTC", MONDAY_1020, 1) == [utc(2026, 6, 1, 9)]
+    # Both day fields given: either matches, as in every cron (the 15th is a Friday).
+    assert next_runs("0 9 15 * mon", "UTC", MONDAY_1020, 2) == [utc(2026, 5, 11, 9), utc(2026, 5, 15, 9)]
+    assert cron_describe("0 9 15 * mon") == "At 09:00, on day 15 of the month, or on Monday"
+
+
+def test_a_bad_zone_or_expression_is_next_run_unknown():
+    with pytest.raises(NextRunUnknown):
+        next_run_after("0 3 * * *", "Mars/Olympus", MONDAY_1020)
+    with pytest.raises(NextRunUnknown):
+        next_run_after("61 * * * *", "UTC", MONDAY_1020)

@@ -537,3 +537,110 @@ def test_a_failing_step_does_not_end_the_scheduler_pass(redis_conn, traveller, p
     assert "moving delayed runs failed" in caplog.text
     assert JobRun.objects.filter(schedule=schedule).count() == 1  # firing still happened
     assert redis_conn.exists(HEARTBEAT_KEY)  # and so did the rest of the pass
+
+
+# --- issue 15: a schedule whose next run cannot be computed stops nothing else ---------------
+
+
+@pytest.fixture
+def broken_basic_scan(ping_config, redis_conn, traveller):
+    """A Basic and a Plus subscriber, then Basic's DarkWatch config set to a date that never
+    occurs behind validation's back (a raw update, an old row, a bad import)."""
+    basic, plus = SubscriptionFactory(tier="basic"), SubscriptionFactory(tier="plus")
+    SchedulerConfig.objects.filter(tier="basic", job_type="darkwatch.scan").update(
+        frequency="", cron_expression="0 0 30 2 *"
+    )
+    return basic, plus
+
+
+def test_a_broken_config_never_stops_the_scheduler_start_up(broken_basic_scan, redis_conn, traveller, caplog):
+    basic, plus = broken_basic_scan
+    redis_conn.flushdb()  # the start-up sync must rebuild every entry
+
+    KordantScheduler(connection=redis_conn).run(burst=True)  # raised CroniterBadDateError: rc 1
+
+    broken = schedules_of(basic)["darkwatch.scan"]
+    assert (broken.cron_expression, broken.next_run_at) == ("0 0 30 2 *", None)
+    assert entry_score(redis_conn, broken) is None
+    ping = ping_schedule(plus)
+    assert entry_score(redis_conn, ping) == ping.next_run_at.timestamp() == (START + timedelta(hours=1)).timestamp()
+    assert entry_score(redis_conn, schedules_of(basic)["hometitle.scan"]) is not None
+    # The others fire on time.
+    traveller.move_to(START + timedelta(hours=1, seconds=1))
+    KordantScheduler(connection=redis_conn).fire_due()
+    assert JobRun.objects.filter(schedule=ping, planned_for=START + timedelta(hours=1)).count() == 1
+    # Logged once, however many syncs meet it.
+    schedules_sync_all()
+    said = [r for r in caplog.records if "0 0 30 2 *" in r.getMessage() and r.levelname == "ERROR"]
+    assert len(said) == 1 and "skipped" in said[0].getMessage()
+
+
+def test_saving_a_subscription_of_a_tier_with_a_broken_config_still_syncs_the_rest(broken_basic_scan, redis_conn):
+    subscription = SubscriptionFactory(tier="basic")  # the sync after its commit raised
+
+    schedules = schedules_of(subscription)
+    assert schedules["darkwatch.scan"].next_run_at is None
+    assert entry_score(redis_conn, schedules["hometitle.scan"]) == schedules["hometitle.scan"].next_run_at.timestamp()
+    subscription.timezone = "Europe/Paris"
+    subscription.save()  # and a change of an existing one
+    assert schedules_of(subscription)["hometitle.scan"].timezone == "Europe/Paris"
+
+
+def test_a_broken_due_schedule_is_stopped_and_the_others_fire(ping_only, redis_conn, traveller):
+    good, bad = (ping_schedule(SubscriptionFactory(tier="plus")) for _ in range(2))
+    Schedule.objects.filter(pk=bad.pk).update(cron_expression="0 0 31 4 *")  # behind validation's back
+    traveller.move_to(START + timedelta(hours=1, seconds=1))
+
+    report = KordantScheduler(connection=redis_conn).fire_due()
+
+    assert (report.queued, report.broken) == (1, 1)
+    assert JobRun.objects.get().schedule_id == good.pk
+    bad.refresh_from_db()
+    assert bad.next_run_at is None and entry_score(redis_conn, bad) is None
+    good.refresh_from_db()
+    assert entry_score(redis_conn, good) == (START + timedelta(hours=2)).timestamp()
+
+
+def test_pausing_and_resuming_a_broken_schedule_is_allowed_and_stays_truthful(ping_only, redis_conn, traveller):
+    schedule = ping_schedule(SubscriptionFactory(tier="plus"))
+    Schedule.objects.filter(pk=schedule.pk).update(cron_expression="0 0 31 4 *")
+    assert not schedule_set_enabled(schedule, False).enabled
+    resumed = schedule_set_enabled(schedule, True)
+    assert resumed.enabled and resumed.next_run_at is None
+    assert resumed.state == "broken" and "never" in resumed.state_reason
+    assert entry_score(redis_conn, resumed) is None
+
+
+# --- issue 15: only job types that declare a scheduled payload run on a schedule -------------
+
+
+def test_a_config_of_a_type_that_cannot_run_on_a_schedule_is_refused():
+    with pytest.raises(ValidationError) as error:
+        SchedulerConfig(tier="plus", job_type="notifications.send", frequency="daily").save()
+    assert "cannot run on a schedule" in str(error.value.message_dict["job_type"])
+    assert not SchedulerConfig.objects.filter(job_type="notifications.send").exists()
+
+
+def test_a_tick_of_a_type_that_declares_no_scheduled_payload_fails_visibly(redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="basic")
+    config = SchedulerConfig.objects.get(tier="basic", job_type="darkwatch.scan")
+    SchedulerConfig.objects.filter(pk=config.pk).update(job_type="notifications.send")  # an old row
+    schedule = schedules_of(subscription)["notifications.send"]
+    traveller.move_to(schedule.next_run_at + timedelta(seconds=1))
+
+    report = schedules_fire([schedule.pk])
+
+    run = JobRun.objects.get(schedule=schedule)
+    assert report.failed == 1 and (run.status, run.error_type) == ("failed", "NotSchedulable")
+    assert "cannot run on a schedule" in run.error
+
+
+def test_a_config_with_an_unknown_frequency_is_skipped_not_fatal(ping_config, redis_conn, traveller):
+    subscription = SubscriptionFactory(tier="plus")
+    SchedulerConfig.objects.filter(tier="plus", job_type="darkwatch.scan").update(frequency="fortnightly")
+
+    schedules_sync_all()  # raised ValueError: unknown frequency
+
+    schedules = schedules_of(subscription)
+    assert schedules["darkwatch.scan"].next_run_at is None and schedules["darkwatch.scan"].state == "broken"
+    assert entry_score(redis_conn, schedules["jobs.ping"]) == (START + timedelta(hours=1)).timestamp()
