@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.settings import api_settings
 
 from api.throttles import TokenThrottle
 
@@ -12,6 +13,8 @@ class TokenView(ObtainAuthToken):
     """Send `username` and `password` (JSON or form); the answer's token goes in `Authorization: Token <token>`."""
 
     authentication_classes = []  # a login form: no session, so no CSRF token needed
+    # ObtainAuthToken names DRF's own parsers; the API's are limited (api.parsers).
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
     throttle_classes = [TokenThrottle]
 
     @extend_schema(
