@@ -20,6 +20,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from api.parsers import RequestTooLarge
 from jobs.errors import InvalidTransition, PayloadInvalid, UnknownJobType
 from reports.errors import ReportPeriodInvalid, ReportQueueFull
 
@@ -28,12 +29,6 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "invalid_transition"
     default_detail = "The object is not in a state that allows this."
-
-
-class RequestTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "request_too_large"
-    default_detail = "The request body is too large."
 
 
 class TooManyQueued(exceptions.APIException):

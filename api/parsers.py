@@ -21,13 +21,18 @@ import math
 import re
 
 from django.conf import settings
-from rest_framework import exceptions, parsers
-
-from api.errors import RequestTooLarge
+from rest_framework import exceptions, parsers, status
 
 MAX_DEPTH = 32
 MAX_INTEGER = 2**63 - 1
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class RequestTooLarge(exceptions.APIException):
+    # Here, not in api.errors: DRF imports the parsers while api.errors is still importing DRF.
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = "The request body is too large."
 
 
 def unstorable_reason(text: str) -> str | None:
