@@ -6,7 +6,9 @@ not the number of days in its period; a deterministic error fails at once; and a
 only a few reports waiting at a time.
 """
 
+import contextlib
 import datetime as dt
+import threading
 import tracemalloc
 
 import pytest
@@ -147,3 +149,46 @@ def test_the_limit_is_the_services_so_every_door_shares_it(alice, settings):
         report_request(subscription, "on_demand", dt.date(2026, 10, 2), dt.date(2026, 10, 2), user=alice)
     # Scheduled reports (no person asking) are not the customer's queue.
     report_request(subscription, "weekly", dt.date(2026, 10, 5), dt.date(2026, 10, 11))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_at_once_cannot_both_slip_under_the_limit(alice, settings, monkeypatch):
+    """Each request counts the waiting reports, then enqueues; both counting before either enqueues
+    would let a burst through. The owner's row lock makes the second count wait for the first."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time anyway")
+    import reports.services
+
+    settings.REPORTS_MAX_QUEUED_PER_CUSTOMER = 1
+    subscription = alice.subscriptions.get()
+    both_counted = threading.Barrier(2, timeout=1)
+    real_enqueue = reports.services.enqueue
+
+    def enqueue_after_both_counted(*args, **kwargs):
+        # Without the lock both threads get here and pass together; with it, the other waits on the
+        # lock and this barrier times out alone.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_counted.wait()
+        return real_enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(reports.services, "enqueue", enqueue_after_both_counted)
+    outcomes = []
+
+    def ask(day):
+        try:
+            report_request(subscription, "on_demand", dt.date(2026, 10, day), dt.date(2026, 10, day), user=alice)
+            outcomes.append("queued")
+        except ReportQueueFull:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(day,)) for day in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["queued", "refused"]
+    assert JobRun.objects.count() == 1
