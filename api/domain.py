@@ -4,6 +4,7 @@ RemoveBrokers removal requests, VoicePrint analyses and PDF reports. Each user s
 from __future__ import annotations
 
 import django_filters
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -13,7 +14,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from api import selectors
+from api import filters, selectors
 from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
 from api.negotiation import ErrorsAsJSON
 from api.throttles import EnqueueThrottle, UserThrottle
@@ -107,13 +108,13 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class FindingFilter(django_filters.FilterSet):
+class FindingFilter(filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=FindingStatus.choices)
     severity = django_filters.CharFilter()
 
 
 class AlertFilter(FindingFilter):
-    subscription = django_filters.NumberFilter(field_name="subscription_id")
+    subscription = filters.IdFilter(field_name="subscription_id")
 
     class Meta:
         model = Alert
@@ -166,7 +167,7 @@ class TitleChangeSerializer(serializers.ModelSerializer):
 
 
 class TitleChangeFilter(FindingFilter):
-    subscription = django_filters.NumberFilter(field_name="property__subscription_id")
+    subscription = filters.IdFilter(field_name="property__subscription_id")
 
     class Meta:
         model = TitleChange
@@ -263,8 +264,8 @@ class VoiceAnalysisSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class VoiceAnalysisFilter(django_filters.FilterSet):
-    subscription = django_filters.NumberFilter(field_name="sample__subscription_id")
+class VoiceAnalysisFilter(filters.FilterSet):
+    subscription = filters.IdFilter(field_name="sample__subscription_id")
 
     class Meta:
         model = AnalysisJob
@@ -312,7 +313,10 @@ class ReportSerializer(serializers.ModelSerializer):
     def get_download_url(self, report: Report) -> str | None:
         if report.status != Report.Status.READY or not report.file:
             return None
-        return reverse("api:report-download", kwargs={"pk": report.pk})
+        path = reverse("api:report-download", kwargs={"pk": report.pk})
+        # The schema promises a URL: absolute, on the host the client called (ALLOWED_HOSTS checked it).
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else settings.SITE_URL.rstrip("/") + path
 
 
 class ReportRequestSerializer(serializers.Serializer):

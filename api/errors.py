@@ -7,20 +7,36 @@ are 400s with field errors.
 
 from __future__ import annotations
 
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    NON_FIELD_ERRORS,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from api.parsers import RequestTooLarge
 from jobs.errors import InvalidTransition, NotSchedulable, PayloadInvalid, UnknownJobType
-from reports.errors import ReportPeriodInvalid
+from reports.errors import ReportPeriodInvalid, ReportQueueFull
 
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "invalid_transition"
     default_detail = "The object is not in a state that allows this."
+
+
+class TooManyQueued(exceptions.APIException):
+    """A 429 that is not a rate: the customer has as much work waiting as they may (no Retry-After)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "too_many_reports_queued"
+    default_detail = "Too many reports are waiting."
 
 
 class FieldsInvalid(exceptions.ValidationError):
@@ -33,6 +49,11 @@ class FieldsInvalid(exceptions.ValidationError):
 
 
 def _translate(exc: Exception) -> Exception:
+    # Django's own limits on a body (DATA_UPLOAD_MAX_*), met while DRF reads it for a parser.
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return exceptions.ParseError(str(exc))
     if isinstance(exc, Http404):
         # Someone else's object and a missing one look the same: no model name, no hint.
         return exceptions.NotFound("Not found.")
@@ -46,7 +67,9 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, UnknownJobType):
         return FieldsInvalid({"job_type": [str(exc)]}, code="unknown_job_type", message=str(exc))
     if isinstance(exc, ReportPeriodInvalid):
-        return FieldsInvalid({"period_end": [str(exc)]}, code="invalid", message=str(exc))
+        return FieldsInvalid(exc.fields, code="invalid", message=str(exc))
+    if isinstance(exc, ReportQueueFull):
+        return TooManyQueued(str(exc))
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(model_errors(exc))
     return exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import uuid
 
 import django_filters
@@ -16,7 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from api import selectors
+from api import filters, selectors
 from api.permissions import IsStaff
 from api.throttles import EnqueueThrottle, UserThrottle
 from api.viewsets import ListFiltersOnly
@@ -26,6 +27,8 @@ from jobs.registry import QUEUES, registry
 from jobs.services import enqueue, job_run_cancel, job_run_retry
 
 ERROR_SUMMARY_LENGTH = 300
+# How far ahead an enqueue may be delayed, by delay_seconds or run_at alike.
+MAX_DELAY = dt.timedelta(days=366)
 
 
 def job_run_location(run: JobRun) -> str:
@@ -128,9 +131,19 @@ class EnqueueSerializer(serializers.Serializer):
     job_type = serializers.CharField(max_length=100, help_text="A name from GET /api/v1/job-types/.")
     payload = serializers.JSONField(default=dict, help_text="Checked against the job type's payload_schema.")
     priority = serializers.ChoiceField(choices=QUEUES, required=False, help_text="Queue; default: the type's own.")
-    delay_seconds = serializers.FloatField(required=False, min_value=0, max_value=366 * 86400, source="delay")
-    run_at = serializers.DateTimeField(required=False, source="at", help_text="Not before this time (with zone).")
+    delay_seconds = serializers.FloatField(
+        required=False, min_value=0, max_value=MAX_DELAY.total_seconds(), source="delay", help_text="At most 366 days."
+    )
+    run_at = serializers.DateTimeField(
+        required=False, source="at", help_text="Not before this time (with zone); at most 366 days from now."
+    )
     dedupe_key = serializers.CharField(required=False, max_length=200, allow_blank=False)
+
+    def validate_run_at(self, value):
+        # The same bound as delay_seconds: a run at 9999-12-31 is a mistake, or a row no one will ever see run.
+        if value > timezone.now() + MAX_DELAY:
+            raise serializers.ValidationError("At most 366 days from now, like delay_seconds.")
+        return value
 
     def validate(self, attrs):
         if "delay" in attrs and "at" in attrs:
@@ -142,17 +155,17 @@ class CancelSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, max_length=300, default="cancelled by operator (API)")
 
 
-class JobRunFilter(django_filters.FilterSet):
+class JobRunFilter(filters.FilterSet):
     # distinct=False: a status is one column of the row, and DISTINCT would make every count a sort.
     status = django_filters.MultipleChoiceFilter(choices=JobRun.Status.choices, distinct=False)
     job_type = django_filters.CharFilter()
     trigger = django_filters.ChoiceFilter(choices=JobRun.Trigger.choices)
-    schedule = django_filters.NumberFilter(field_name="schedule_id")
-    subscription = django_filters.NumberFilter(field_name="subscription_id")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    finished_after = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
-    finished_before = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="lt")
+    schedule = filters.IdFilter(field_name="schedule_id")
+    subscription = filters.IdFilter(field_name="subscription_id")
+    created_after = filters.DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.DateTimeFilter(field_name="created_at", lookup_expr="lt")
+    finished_after = filters.DateTimeFilter(field_name="finished_at", lookup_expr="gte")
+    finished_before = filters.DateTimeFilter(field_name="finished_at", lookup_expr="lt")
 
     class Meta:
         model = JobRun

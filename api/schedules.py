@@ -12,7 +12,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from api import selectors
+from api import filters, selectors
 from api.errors import model_errors
 from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
 from api.permissions import IsStaff
@@ -61,9 +61,9 @@ class ScheduleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ScheduleFilter(django_filters.FilterSet):
+class ScheduleFilter(filters.FilterSet):
     enabled = django_filters.BooleanFilter()
-    subscription = django_filters.NumberFilter(field_name="subscription_id")
+    subscription = filters.IdFilter(field_name="subscription_id")
     job_type = django_filters.CharFilter(field_name="config__job_type")
     state = django_filters.ChoiceFilter(choices=ScheduleState.choices, method="filter_state")
 

@@ -22,15 +22,18 @@ ERROR_SCHEMA = {
 
 # Which errors an operation can answer: everything can be unauthenticated, forbidden or throttled.
 _COMMON = {"401": "Not authenticated.", "403": "Not allowed (staff only).", "429": "Throttled; see Retry-After."}
+# A body is read by api.parsers: too large a body is a 413, a content type it does not read a 415.
+_BODY = {"413": "The request body is too large.", "415": "Unsupported content type."}
 _BY_METHOD = {
     "get": {"404": "Not found, or not yours.", "400": "Invalid filter or page."},
     "post": {
         "400": "Invalid input; field errors in error.fields.",
         "404": "Not found, or not yours.",
         "409": "The object's state does not allow this.",
+        **_BODY,
     },
-    "put": {"400": "Invalid input.", "404": "Not found."},
-    "patch": {"400": "Invalid input.", "404": "Not found."},
+    "put": {"400": "Invalid input.", "404": "Not found.", **_BODY},
+    "patch": {"400": "Invalid input.", "404": "Not found.", **_BODY},
     "delete": {"404": "Not found."},
 }
 

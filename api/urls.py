@@ -27,6 +27,7 @@ urlpatterns = [
     path("stats/", stats.StatsView.as_view(), name="stats"),
     path("metrics", stats.MetricsView.as_view(), name="metrics"),
     path("", include(router.urls)),
-    # Anything else under /api/v1/ is a 404 in the API's error shape, not Django's HTML page.
-    re_path(r"^.*$", csrf_exempt(lambda request, *args, **kwargs: JsonResponse(NOT_FOUND, status=404))),
+    # Anything else under /api/v1/ is a 404 in the API's error shape, not Django's HTML page;
+    # [\s\S], not ".": a path with a newline in it (%0A) is "anything else" too.
+    re_path(r"^[\s\S]*$", csrf_exempt(lambda request, *args, **kwargs: JsonResponse(NOT_FOUND, status=404))),
 ]

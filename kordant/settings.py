@@ -170,6 +170,8 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 # PDF reports: the paper they are laid out on.
+# How many reports a customer may have waiting (queued or running) at once through the API.
+REPORTS_MAX_QUEUED_PER_CUSTOMER = env.int("REPORTS_MAX_QUEUED_PER_CUSTOMER", default=3)
 REPORTS_PAGE_SIZE = env("REPORTS_PAGE_SIZE", default="A4")
 if REPORTS_PAGE_SIZE not in ("A4", "Letter"):
     raise ImproperlyConfigured(f"REPORTS_PAGE_SIZE must be A4 or Letter, not {REPORTS_PAGE_SIZE!r}")
@@ -347,10 +349,12 @@ REST_FRAMEWORK = {
         "login_failures": API_THROTTLE_LOGIN_FAILURES,
     },
     "NUM_PROXIES": NUM_PROXIES,
+    # Request data is read and limited in one place (size, depth, what the database can store).
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser", "api.parsers.FormParser", "api.parsers.MultiPartParser"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "api.filters.FilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

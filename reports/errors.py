@@ -2,7 +2,15 @@
 
 
 class ReportPeriodInvalid(ValueError):
-    """The period asked for is not a valid range of dates."""
+    """The period asked for is not a valid range of dates; `fields` maps each field to its messages."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.fields = fields or {"period_end": [message]}
+
+
+class ReportQueueFull(Exception):
+    """The customer already has as many reports waiting as they may; one must finish first."""
 
 
 class ReportContextInvalid(ValueError):

@@ -3,14 +3,14 @@
 from datetime import date
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, field_validator
 
 from jobs import Payload, job_type
 from jobs.errors import PermanentJobError
 from jobs.registry import ScheduleTick
 from kordant.models import Subscription
-from reports.errors import ReportContextInvalid, ReportPeriodInvalid, ReportRenderFailed
-from reports.periods import period_just_ended
+from reports.errors import ReportRenderFailed
+from reports.periods import period_just_ended, period_problems
 from reports.rendering import pdf_engine_warm_up
 from reports.services import report_generate
 
@@ -21,11 +21,20 @@ class GeneratePayload(Payload):
     period_start: date
     period_end: date
 
-    @model_validator(mode="after")
-    def _period_ordered(self):
-        if self.period_end < self.period_start:
-            raise ValueError("period_end is before period_start")
-        return self
+    # Bounded and ordered here, in the schema every door validates against (API, admin, worker).
+    @field_validator("period_start")
+    @classmethod
+    def _start_bounded(cls, value: date) -> date:
+        if problem := period_problems(value, None).get("period_start"):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("period_end")
+    @classmethod
+    def _period_bounded(cls, value: date, info: ValidationInfo) -> date:
+        if problem := period_problems(info.data.get("period_start"), value).get("period_end"):
+            raise ValueError(problem)
+        return value
 
 
 def schedule_payload(tick: ScheduleTick) -> dict:
@@ -56,7 +65,8 @@ def reports_generate(ctx, payload: GeneratePayload) -> dict:
         )
     except Subscription.DoesNotExist:
         raise PermanentJobError(f"subscription {payload.subscription_id} does not exist") from None
-    except (ReportPeriodInvalid, ReportContextInvalid, ReportRenderFailed) as exc:
-        # The same data and template fail the same way on every attempt.
-        raise PermanentJobError(str(exc)) from exc
+    except (ValueError, OverflowError, ReportRenderFailed) as exc:
+        # The same data and template fail the same way on every attempt (a bad period, a date out
+        # of range, a context the template cannot use): retrying only repeats the work and the alerts.
+        raise PermanentJobError(f"{type(exc).__name__}: {exc}") from exc
     return {"report_id": report.pk, "pages": report.page_count, "bytes": report.size_bytes, "checksum": report.checksum}

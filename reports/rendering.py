@@ -57,7 +57,7 @@ def report_context(*, subscriber: str, report, data: dict, timezone: str) -> dic
             ]
         ),
         "charts": {
-            "exposures_over_time": charts.bars_over_time(per_day, title="New exposures per day"),
+            "exposures_over_time": charts.bars_over_time(per_day, title=_per_column_title(darkwatch)),
             "exposure_severity": charts.severity_breakdown(darkwatch["by_severity"], title="Exposures by severity"),
             "title_severity": charts.severity_breakdown(
                 data["hometitle"]["by_severity"], title="Title changes by severity"
@@ -65,6 +65,11 @@ def report_context(*, subscriber: str, report, data: dict, timezone: str) -> dic
             "removal_progress": charts.progress_bar(removal_segments, title="Removal requests by status"),
         },
     }
+
+
+def _per_column_title(darkwatch: dict) -> str:
+    days = darkwatch.get("days_per_column", 1)
+    return "New exposures per day" if days == 1 else f"New exposures per {days} days"
 
 
 def report_html(context: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from collections import Counter
 from datetime import date, datetime, time, timedelta
@@ -18,6 +19,8 @@ from scanners.removebrokers.models import RemovalRequest
 from scanners.voiceprint.models import AnalysisJob, Verdict, VoiceSample
 
 REPORT_JOB_TYPE = "reports.generate"
+# A chart column per day up to two months; longer periods group days (a year: a column per week).
+CHART_MAX_COLUMNS = 62
 
 
 def period_bounds(subscription: Subscription, start: date, end: date) -> tuple[datetime, datetime]:
@@ -44,6 +47,24 @@ def report_data(subscription: Subscription, start: date, end: date) -> dict:
         "voiceprint": _voiceprint(subscription, begins, ends, prev_begins, prev_ends),
         "scans": _scans(subscription, begins, ends, prev_begins, prev_ends),
     }
+
+
+def _days_per_column(start: date, end: date) -> int:
+    return math.ceil(((end - start).days + 1) / CHART_MAX_COLUMNS)
+
+
+def columns_of_days(per_day: Counter, start: date, end: date) -> list[tuple[date, int]]:
+    """[(first day of the column, count)] for a chart of start..end in at most CHART_MAX_COLUMNS columns.
+
+    Only days that have findings are counted (per_day), and the columns are at most a constant
+    number: what a report holds follows the rows it read, not the number of days in its period.
+    """
+    width = _days_per_column(start, end)
+    columns = Counter()
+    for day, count in per_day.items():
+        columns[(day - start).days // width] += count
+    count_of_columns = math.ceil(((end - start).days + 1) / width)
+    return [(start + timedelta(days=index * width), columns.get(index, 0)) for index in range(count_of_columns)]
 
 
 def _change(current: int, previous: int) -> dict:
@@ -85,7 +106,6 @@ def _darkwatch(subscription, begins, ends, prev_begins, prev_ends, tz, start, en
             },
         )
         breach["count"] += 1
-    days = [(start + timedelta(days=n)) for n in range((end - start).days + 1)]
     rank = {severity: index for index, severity in enumerate(SEVERITY_ORDER)}
     rows.sort(key=lambda row: (rank.get(row["severity"], 99), row["first_seen"]))
     return {
@@ -93,7 +113,8 @@ def _darkwatch(subscription, begins, ends, prev_begins, prev_ends, tz, start, en
         "total": _change(len(rows), previous.count()),
         "by_severity": _severity_rows(severities),
         "by_breach": sorted(breaches.values(), key=lambda b: (-b["count"], b["name"])),
-        "per_day": [(day, per_day.get(day, 0)) for day in days],
+        "per_day": columns_of_days(per_day, start, end),
+        "days_per_column": _days_per_column(start, end),
         "alerts": rows,
     }
 

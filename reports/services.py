@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import date
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -19,8 +20,9 @@ from jobs.models import JobRun
 from kordant.models import Subscription
 from notifications.kinds import REPORTS_READY
 from notifications.services import notify
-from reports.errors import ReportPeriodInvalid
+from reports.errors import ReportPeriodInvalid, ReportQueueFull
 from reports.models import Report, ReportKind
+from reports.periods import period_problems
 from reports.rendering import pdf_from_html, report_context, report_html
 from reports.selectors import report_data
 
@@ -33,12 +35,17 @@ def _checked_period(kind: str, period_start: date, period_end: date) -> None:
         raise ReportPeriodInvalid(f"unknown report kind {kind!r}; known: {', '.join(ReportKind.values)}")
     if not (isinstance(period_start, date) and isinstance(period_end, date)):
         raise ReportPeriodInvalid("period start and end must be dates")
-    if period_end < period_start:
-        raise ReportPeriodInvalid(f"period ends ({period_end}) before it starts ({period_start})")
+    problems = period_problems(period_start, period_end)
+    if problems:
+        raise ReportPeriodInvalid(next(iter(problems.values())), {field: [text] for field, text in problems.items()})
 
 
 def report_request(subscription: Subscription, kind: str, period_start: date, period_end: date, user=None) -> JobRun:
-    """Queue the report for a period; asking again while one is queued or running returns that run."""
+    """Queue the report for a period; asking again while one is queued or running returns that run.
+
+    A customer asking (not staff, not a schedule) may have REPORTS_MAX_QUEUED_PER_CUSTOMER reports
+    waiting across their subscriptions; one more raises ReportQueueFull.
+    """
     _checked_period(kind, period_start, period_end)
     payload = {
         "subscription_id": subscription.pk,
@@ -46,14 +53,35 @@ def report_request(subscription: Subscription, kind: str, period_start: date, pe
         "period_start": period_start.isoformat(),
         "period_end": period_end.isoformat(),
     }
-    return enqueue(
-        JOB_TYPE,
-        payload,
-        user=user,
-        subscription=subscription,
-        trigger=JobRun.Trigger.MANUAL if user is not None else JobRun.Trigger.API,
-        dedupe_key=f"reports:{subscription.pk}:{kind}:{period_start}:{period_end}",
+    dedupe_key = f"reports:{subscription.pk}:{kind}:{period_start}:{period_end}"
+    with transaction.atomic():
+        if user is not None and not user.is_staff:
+            _check_customer_queue(subscription.user_id, dedupe_key)
+        return enqueue(
+            JOB_TYPE,
+            payload,
+            user=user,
+            subscription=subscription,
+            trigger=JobRun.Trigger.MANUAL if user is not None else JobRun.Trigger.API,
+            dedupe_key=dedupe_key,
+        )
+
+
+def _check_customer_queue(owner_id: int, dedupe_key: str) -> None:
+    # The owner's row is the lock: two requests at once count one after the other (PostgreSQL),
+    # so a burst cannot slip past the limit. The same period again is no new work (dedupe).
+    get_user_model().objects.select_for_update().filter(pk=owner_id).first()
+    limit = settings.REPORTS_MAX_QUEUED_PER_CUSTOMER
+    waiting = (
+        JobRun.objects.filter(job_type=JOB_TYPE, status__in=JobRun.ACTIVE_STATUSES, subscription__user_id=owner_id)
+        .exclude(dedupe_key=dedupe_key)
+        .count()
     )
+    if waiting >= limit:
+        raise ReportQueueFull(
+            f"You have {waiting} reports waiting; at most {limit} reports may wait at once. "
+            "Ask again when one of them is ready."
+        )
 
 
 def report_regenerate(report: Report, user=None) -> JobRun:

@@ -124,7 +124,7 @@ def test_reports_are_the_owners_and_download_works_with_a_token(api, alice, bob)
 
     rows = client.get("/api/v1/reports/").json()["results"]
     assert [row["id"] for row in rows] == [report.pk]
-    assert rows[0]["download_url"] == f"/api/v1/reports/{report.pk}/download/"
+    assert rows[0]["download_url"] == f"http://testserver/api/v1/reports/{report.pk}/download/"
 
     download = client.get(rows[0]["download_url"])
     assert download.status_code == 200
