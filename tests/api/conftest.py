@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tests.factories import SubscriptionFactory, UserFactory
+from tests.factories import OperatorFactory, SubscriptionFactory, UserFactory
 
 
 @pytest.fixture
@@ -35,7 +35,8 @@ def bob(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="operator", is_staff=True)
+    """An operator who may do everything the API offers staff (tests/api/test_permissions.py tries the others)."""
+    return OperatorFactory(username="operator", operator_permissions__schedulers=True)
 
 
 def error_of(response) -> dict:

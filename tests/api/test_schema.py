@@ -25,7 +25,7 @@ from tests.api.factories import (
     ScheduleFactory,
     TitleChangeFactory,
 )
-from tests.factories import SubscriptionFactory, UserFactory
+from tests.factories import OperatorFactory, SubscriptionFactory
 
 
 @pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_the_docs_are_served_without_a_cdn(client):
 
 @pytest.fixture
 def staff_headers(db):
-    staff = UserFactory(username="contract-staff", is_staff=True)
+    staff = OperatorFactory(username="contract-staff", operator_permissions__schedulers=True)
     return {"Authorization": f"Token {Token.objects.create(user=staff).key}"}
 
 
