@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from jobs import admin_pages
+from jobs import admin_pages, rq_dashboard
 from jobs.cron import cron_describe, get_zone, next_runs, spread_cron
 from jobs.errors import JobError
 from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
@@ -38,6 +38,8 @@ from jobs.scheduling import (
 )
 from jobs.services import job_run_cancel, job_run_copy, job_run_retry
 from kordant.audit import ADDITION, admin_log
+
+rq_dashboard.admin_register()  # django-rq's own admin entry, read-only and behind its permission
 
 STATUS_COLOURS = {
     "pending": "#868e96",
