@@ -35,8 +35,14 @@ def bob(db):
 
 @pytest.fixture
 def staff(db):
-    """An operator who may do everything the API offers staff (tests/api/test_permissions.py tries the others)."""
-    return OperatorFactory(username="operator", operator_permissions__schedulers=True)
+    """An operator who may do everything the API offers staff (tests/api/test_permissions.py tries the others):
+    the operators group, jobs.schedulers, and changing customers' schedules and findings."""
+    from django.contrib.auth.models import Permission
+
+    user = OperatorFactory(username="operator", operator_permissions__schedulers=True)
+    codenames = ("change_schedule", "change_alert", "change_titlechange")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
 
 
 def error_of(response) -> dict:

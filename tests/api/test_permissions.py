@@ -11,6 +11,8 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from jobs.models import JobRun, Schedule, SchedulerConfig
@@ -354,3 +356,66 @@ def test_api_changes_show_in_the_objects_admin_history(client):
     history = client.get(reverse("admin:jobs_schedulerconfig_history", args=[config_id])).content.decode()
     assert "Added through the API." in history
     assert "Changed frequency through the API." in history
+
+
+# --- any mix of flags and permissions: the decisions agree with what the admin asks -----------
+
+PERMISSION_POOL = (
+    ("jobs", "view_jobrun"),
+    ("jobs", "trigger_jobrun"),
+    ("jobs", "view_schedule"),
+    ("jobs", "change_schedule"),
+    ("jobs", "view_schedulerconfig"),
+    ("jobs", "change_schedulerconfig"),
+    ("jobs", "schedulers"),
+    ("scanners", "view_alert"),
+    ("scanners", "change_alert"),
+    ("scanners", "change_titlechange"),
+    ("reports", "view_report"),
+    ("kordant", "change_subscription"),
+    ("django_rq", "admin"),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    flags=st.fixed_dictionaries({"is_staff": st.booleans(), "is_active": st.booleans(), "is_superuser": st.booleans()}),
+    granted=st.sets(st.sampled_from(PERMISSION_POOL)),
+    via_group=st.booleans(),
+)
+def test_each_decision_answers_as_the_admin_for_any_flags_and_permissions(flags, granted, via_group, rf):
+    from django.contrib import admin
+    from django.contrib.auth.models import Group, Permission
+    from django_rq.models import Dashboard
+
+    from jobs import operators
+    from kordant.models import Subscription
+    from reports.models import Report
+
+    user = UserFactory(**flags)
+    permissions = [Permission.objects.get(content_type__app_label=app, codename=code) for app, code in granted]
+    if via_group:
+        group = Group.objects.create(name=f"g{user.pk}")
+        group.permissions.add(*permissions)
+        user.groups.add(group)
+    else:
+        user.user_permissions.add(*permissions)
+    user = type(user).objects.get(pk=user.pk)  # no cached permissions
+    request = rf.get("/admin/")
+    request.user = user
+    site = admin.site
+    enters = site.has_permission(request)
+
+    def model_admin(model):
+        return site._registry[model]
+
+    assert operators.may_trigger_runs(user) == (enters and model_admin(JobRun).has_trigger_permission(request))
+    assert operators.may_edit_scheduler_configs(user) == (
+        enters and model_admin(SchedulerConfig).has_add_permission(request)
+    )
+    for model in (JobRun, Schedule, SchedulerConfig, Alert, TitleChange, Report, Subscription):
+        assert operators.may_view_all(user, model) == (enters and model_admin(model).has_view_permission(request))
+    for model in (Schedule, Alert, TitleChange):
+        stock = admin.ModelAdmin.has_change_permission(model_admin(model), request)
+        assert operators.may_change_others(user, model) == (enters and stock), model
+    assert operators.may_view_rq_dashboard(user) == (enters and model_admin(Dashboard).has_module_permission(request))
