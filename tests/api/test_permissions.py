@@ -419,3 +419,16 @@ def test_each_decision_answers_as_the_admin_for_any_flags_and_permissions(flags,
         stock = admin.ModelAdmin.has_change_permission(model_admin(model), request)
         assert operators.may_change_others(user, model) == (enters and stock), model
     assert operators.may_view_rq_dashboard(user) == (enters and model_admin(Dashboard).has_module_permission(request))
+
+
+def test_a_write_that_returns_the_existing_run_logs_nothing_new(tier_configs):
+    owner_subscription = SubscriptionFactory(user=UserFactory(username="alice"))
+    owner, operator = owner_subscription.user, make_user("operator")
+    report = {"subscription": owner_subscription.pk, "period_start": "2026-10-01", "period_end": "2026-10-31"}
+    job = {"job_type": "jobs.ping", "payload": {"message": "hi"}, "dedupe_key": "once"}
+    for _ in range(2):
+        assert client_for(owner).post("/api/v1/reports/", report, format="json").status_code == 202
+        assert client_for(operator).post("/api/v1/jobs/", job, format="json").status_code in (200, 201)
+    assert JobRun.objects.count() == 2
+    assert LogEntry.objects.filter(user=owner).count() == 1
+    assert LogEntry.objects.filter(user=operator).count() == 1
