@@ -389,7 +389,8 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
         """The change page's buttons: the same services as the changelist's actions, for one run."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_trigger_permission(request):
+        # Acting on a run means seeing it too, as the API asks (its runs queryset, then the trigger permission).
+        if not (self.has_trigger_permission(request) and self.has_view_permission(request)):
             raise PermissionDenied
         run = self.get_object(request, str(object_id))
         if run is None:

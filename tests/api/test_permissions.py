@@ -432,3 +432,16 @@ def test_a_write_that_returns_the_existing_run_logs_nothing_new(tier_configs):
     assert JobRun.objects.count() == 2
     assert LogEntry.objects.filter(user=owner).count() == 1
     assert LogEntry.objects.filter(user=operator).count() == 1
+
+
+def test_the_trigger_permission_without_the_view_permission_acts_on_no_one_elses_run_in_either_door(client):
+    from django.contrib.auth.models import Permission
+
+    run = JobRunFactory(subscription=SubscriptionFactory(), status=Status.QUEUED)
+    user = UserFactory(is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="trigger_jobrun"))
+    assert client_for(user).post(f"/api/v1/jobs/{run.pk}/cancel/").status_code == 404
+    client.force_login(user)
+    assert client.post(f"/admin/jobs/jobrun/{run.pk}/do/cancel/").status_code == 403
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED and not LogEntry.objects.exists()
