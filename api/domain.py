@@ -6,19 +6,23 @@ from __future__ import annotations
 import django_filters
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api import filters, selectors
 from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
 from api.negotiation import ErrorsAsJSON
+from api.permissions import OwnerOrMayChange
 from api.throttles import EnqueueThrottle, UserThrottle
 from api.viewsets import ListFiltersOnly
+from jobs.operators import may_request_report
+from kordant.audit import ADDITION, CHANGE, admin_log
 from kordant.models import Subscription
 from reports.models import Report, ReportKind
 from reports.selectors import report_for_user
@@ -54,11 +58,19 @@ class SubscriptionViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
 
 
 class FindingActions:
-    """acknowledge / resolve, for any finding with a FindingStatus (scanners.services.findings_set_status)."""
+    """acknowledge / resolve, for any finding with a FindingStatus (scanners.services.findings_set_status).
+
+    The finding's owner, or staff with the model's change permission (as the admin's actions ask)."""
+
+    def get_permissions(self):
+        if self.action in ("acknowledge", "resolve"):
+            return [*super().get_permissions(), OwnerOrMayChange()]
+        return super().get_permissions()
 
     def _set_status(self, status_value: str):
         finding = self.get_object()
         findings_set_status(self.get_queryset().filter(pk=finding.pk), status_value)
+        admin_log(self.request.user, finding, CHANGE, f"Marked {status_value} through the API.")
         return Response(self.get_serializer(self.get_queryset().get(pk=finding.pk)).data)
 
     @action(detail=True, methods=["post"])
@@ -131,6 +143,9 @@ class AlertViewSet(ListFiltersOnly, FindingActions, viewsets.ReadOnlyModelViewSe
     def get_queryset(self):
         return selectors.alerts_visible(self.request.user)
 
+    def owner_id(self, alert: Alert) -> int | None:
+        return alert.subscription.user_id
+
 
 class PropertySerializer(serializers.ModelSerializer):
     class Meta:
@@ -183,6 +198,9 @@ class TitleChangeViewSet(ListFiltersOnly, FindingActions, viewsets.ReadOnlyModel
 
     def get_queryset(self):
         return selectors.title_changes_visible(self.request.user)
+
+    def owner_id(self, change: TitleChange) -> int | None:
+        return change.property.subscription.user_id
 
 
 # --- RemoveBrokers and VoicePrint ------------------------------------------------------
@@ -352,9 +370,14 @@ class ReportViewSet(ListFiltersOnly, mixins.CreateModelMixin, viewsets.ReadOnlyM
         serializer = ReportRequestSerializer(data=request.data, user=request.user)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if not may_request_report(request.user, data["subscription"].user_id):
+            raise PermissionDenied("Only the subscription's owner, or operators who may run jobs, may ask for this.")
+        started = timezone.now()
         run = report_request(
             data["subscription"], ReportKind.ON_DEMAND, data["period_start"], data["period_end"], user=request.user
         )
+        if run.created_at >= started:  # asking again while one is queued returns that run and writes nothing
+            admin_log(request.user, run, ADDITION, "Report requested through the API.")
         return Response(
             job_run_detail_data(run),
             status=status.HTTP_202_ACCEPTED,

@@ -1,4 +1,4 @@
-"""/api/v1/jobs/ and /api/v1/job-types/: run status for owners and staff; enqueue, cancel, retry for staff."""
+"""/api/v1/jobs/ and /api/v1/job-types/: run status for owners and staff; enqueue, cancel, retry for operators."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from api import filters, selectors
-from api.permissions import IsStaff
+from api.permissions import MayTriggerRuns
 from api.throttles import EnqueueThrottle, UserThrottle
 from api.viewsets import ListFiltersOnly
 from jobs.errors import UnknownJobType
 from jobs.models import JobRun
 from jobs.registry import QUEUES, registry
 from jobs.services import enqueue, job_run_cancel, job_run_retry
+from kordant.audit import ADDITION, CHANGE, admin_log
 
 ERROR_SUMMARY_LENGTH = 300
 # How far ahead an enqueue may be delayed, by delay_seconds or run_at alike.
@@ -197,7 +198,7 @@ class JobRunViewSet(ListFiltersOnly, mixins.ListModelMixin, mixins.RetrieveModel
 
     def get_permissions(self):
         if self.action in ("create", "cancel", "retry"):
-            return [IsStaff()]
+            return [MayTriggerRuns()]
         return super().get_permissions()
 
     def get_throttles(self):
@@ -239,6 +240,8 @@ class JobRunViewSet(ListFiltersOnly, mixins.ListModelMixin, mixins.RetrieveModel
         started = timezone.now()
         run = enqueue(**serializer.validated_data, user=request.user, trigger=JobRun.Trigger.API)
         created = run.created_at >= started
+        if created:  # a dedupe hit wrote nothing
+            admin_log(request.user, run, ADDITION, "Enqueued through the API.")
         return Response(
             job_run_detail_data(run),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -252,6 +255,7 @@ class JobRunViewSet(ListFiltersOnly, mixins.ListModelMixin, mixins.RetrieveModel
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = job_run_cancel(self.get_object(), reason=serializer.validated_data["reason"])
+        admin_log(request.user, run, CHANGE, f"Cancelled through the API: {serializer.validated_data['reason']}")
         return Response(job_run_detail_data(run))
 
     @extend_schema(request=None, responses={200: JobRunDetailSerializer})
@@ -259,6 +263,7 @@ class JobRunViewSet(ListFiltersOnly, mixins.ListModelMixin, mixins.RetrieveModel
     def retry(self, request, pk=None):
         """Run a failed or cancelled run again from a fresh attempt count; 409 in any other state."""
         run = job_run_retry(self.get_object(), user=request.user)
+        admin_log(request.user, run, CHANGE, "Retried through the API.")
         return Response(job_run_detail_data(run))
 
 

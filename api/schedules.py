@@ -1,4 +1,4 @@
-"""/api/v1/schedules/ (owners pause and resume their own; staff trigger) and /api/v1/scheduler-configs/ (staff)."""
+"""/api/v1/schedules/ (owners pause and resume their own; operators trigger) and /api/v1/scheduler-configs/."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import copy
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
@@ -15,12 +16,13 @@ from rest_framework.response import Response
 from api import filters, selectors
 from api.errors import model_errors
 from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
-from api.permissions import IsStaff
+from api.permissions import MayTriggerRuns, OwnerOrMayChange, SchedulerConfigAccess
 from api.throttles import EnqueueThrottle, UserThrottle
 from api.viewsets import ListFiltersOnly
 from jobs.models import SCHEDULE_STATE_FILTERS, JobRun, Schedule, SchedulerConfig, ScheduleState
 from jobs.registry import registry
 from jobs.scheduling import schedule_set_enabled, schedule_trigger_now
+from kordant.audit import ADDITION, CHANGE, DELETION, admin_log
 
 
 class ScheduleSerializer(serializers.ModelSerializer):
@@ -87,8 +89,18 @@ class ScheduleViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
 
     def get_permissions(self):
         if self.action == "trigger":
-            return [IsStaff()]
+            return [MayTriggerRuns()]
+        if self.action in ("pause", "resume"):
+            return [*super().get_permissions(), OwnerOrMayChange()]
         return super().get_permissions()
+
+    def owner_id(self, schedule: Schedule) -> int | None:
+        return schedule.subscription.user_id
+
+    def _set_enabled(self, enabled: bool) -> Response:
+        schedule = schedule_set_enabled(self.get_object(), enabled)
+        admin_log(self.request.user, schedule, CHANGE, f"{'Resumed' if enabled else 'Paused'} through the API.")
+        return Response(ScheduleSerializer(schedule).data)
 
     def get_throttles(self):
         if self.action == "trigger":
@@ -99,19 +111,21 @@ class ScheduleViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         """Stop this schedule's runs until it is resumed (its row and history stay)."""
-        return Response(ScheduleSerializer(schedule_set_enabled(self.get_object(), False)).data)
+        return self._set_enabled(False)
 
     @extend_schema(request=None, responses=ScheduleSerializer)
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         """Start a paused schedule again from its next tick after now (no catch-up run)."""
-        return Response(ScheduleSerializer(schedule_set_enabled(self.get_object(), True)).data)
+        return self._set_enabled(True)
 
     @extend_schema(request=None, responses={202: JobRunDetailSerializer})
     @action(detail=True, methods=["post"])
     def trigger(self, request, pk=None):
         """Run the schedule's job now as a manual run; the schedule's timing stays as it was."""
-        run = schedule_trigger_now(self.get_object(), user=request.user)
+        schedule = self.get_object()
+        run = schedule_trigger_now(schedule, user=request.user)
+        admin_log(request.user, schedule, CHANGE, f"Run now through the API (run {run.pk}).")
         return Response(
             job_run_detail_data(run),
             status=status.HTTP_202_ACCEPTED,
@@ -167,15 +181,37 @@ class SchedulerConfigSerializer(serializers.ModelSerializer):
 
 
 class SchedulerConfigViewSet(ListFiltersOnly, viewsets.ModelViewSet):
-    """What each tier runs and how often (staff). Saving re-syncs the tier's schedules after commit."""
+    """What each tier runs and how often. Saving re-syncs the tier's schedules after commit.
+
+    Read with the config's view permission, written with `jobs.schedulers`, as in the admin;
+    every write goes to the admin log."""
 
     serializer_class = SchedulerConfigSerializer
-    permission_classes = [IsStaff]
+    permission_classes = [SchedulerConfigAccess]
     filterset_fields = ["tier", "job_type", "enabled"]
     ordering_fields = ["tier", "job_type", "id"]
 
     def get_queryset(self):
         return selectors.scheduler_configs_all()
+
+    # The change and its log entry commit together: no change without its entry, no entry without its change.
+    @transaction.atomic
+    def perform_create(self, serializer):
+        config = serializer.save()
+        admin_log(self.request.user, config, ADDITION, "Added through the API.")
+
+    @transaction.atomic
+    def perform_update(self, serializer):
+        changed = [
+            name for name, value in serializer.validated_data.items() if getattr(serializer.instance, name) != value
+        ]
+        config = serializer.save()
+        admin_log(self.request.user, config, CHANGE, f"Changed {', '.join(changed) or 'nothing'} through the API.")
+
+    @transaction.atomic
+    def perform_destroy(self, instance):
+        admin_log(self.request.user, instance, DELETION, "Deleted through the API.")  # first: it names the row
+        instance.delete()
 
     def get_success_headers(self, data):
         return {"Location": reverse("api:schedulerconfig-detail", kwargs={"pk": data["id"]})}

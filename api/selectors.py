@@ -1,8 +1,10 @@
 """Reads for the API: what each user may see, and the dashboard numbers.
 
-One rule, applied here for every resource: staff see everything; anyone else sees only
-objects of their own subscriptions (a run also when they enqueued it). Views build on
-these querysets, so someone else's object is simply not found (404, never 403).
+One rule, applied here for every resource: staff with the model's view (or change)
+permission see everything, as in the admin (jobs.operators.may_view_all); anyone else,
+staff without it included, sees only objects of their own subscriptions (a run also when
+they enqueued it). Views build on these querysets, so someone else's object is simply not
+found (404, never 403).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.db.models import JSONField, Q, QuerySet
 
 from jobs import selectors as job_selectors
 from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
+from jobs.operators import may_view_all
 from kordant.models import Subscription
 from reports.models import Report
 from scanners.darkwatch.models import Alert
@@ -27,7 +30,7 @@ from scanners.voiceprint.models import AnalysisJob
 def _own(queryset: QuerySet, user, owner_path: str) -> QuerySet:
     if not user.is_authenticated:
         return queryset.none()
-    return queryset if user.is_staff else queryset.filter(**{owner_path: user})
+    return queryset if may_view_all(user, queryset.model) else queryset.filter(**{owner_path: user})
 
 
 def job_runs_visible(user) -> QuerySet[JobRun]:
@@ -35,7 +38,7 @@ def job_runs_visible(user) -> QuerySet[JobRun]:
     runs = JobRun.objects.all()
     if not user.is_authenticated:
         return runs.none()
-    if user.is_staff:
+    if may_view_all(user, JobRun):
         return runs
     return runs.filter(Q(user=user) | Q(subscription__user=user))
 
@@ -79,7 +82,7 @@ _OWNER_DETAIL_SQL = _DETAIL_SQL.format(
 
 def _job_run_detail_postgresql(user, run_id: uuid.UUID) -> JobRun | None:
     with connection.cursor() as cursor:
-        if user.is_staff:
+        if may_view_all(user, JobRun):
             cursor.execute(_STAFF_DETAIL_SQL, [run_id])
         else:
             cursor.execute(_OWNER_DETAIL_SQL, [run_id, user.pk, user.pk])

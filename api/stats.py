@@ -1,4 +1,4 @@
-"""/api/v1/stats/ (the dashboard numbers as JSON) and /api/v1/metrics (Prometheus), staff only."""
+"""/api/v1/stats/ (the dashboard numbers as JSON) and /api/v1/metrics (Prometheus): staff who may view job runs."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from api.metrics import metrics_text
 from api.negotiation import ErrorsAsJSON
-from api.permissions import IsStaff
+from api.permissions import MayViewJobs
 from api.selectors import stats_dashboard
 
 
@@ -50,7 +50,7 @@ class StatsSerializer(serializers.Serializer):
 class StatsView(APIView):
     """The operators' dashboard numbers."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [MayViewJobs]
 
     @extend_schema(responses=StatsSerializer)
     def get(self, request):
@@ -60,7 +60,7 @@ class StatsView(APIView):
 class MetricsView(APIView):
     """Prometheus scrape target: queue depth, runs by status and type, run times, failures, scheduler heartbeat."""
 
-    permission_classes = [IsStaff]
+    permission_classes = [MayViewJobs]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = ErrorsAsJSON
 

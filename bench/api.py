@@ -40,15 +40,19 @@ TARGET_RATIO = 0.6
 def _seed() -> tuple[str, str]:
     """100,000 runs (mixed types, statuses, a month of creation times) and one run with events; a staff token."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.utils import timezone
 
     from api.services import api_token_issue
     from jobs.bulk import bulk_insert
     from jobs.models import JobEvent, JobRun
+    from jobs.operators import OPERATORS_GROUP
 
     JobEvent.objects.all().delete()
     JobRun.objects.all().delete()
     staff, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
+    # An operator: staff see other people's runs through the view permission, as in the admin.
+    staff.groups.add(Group.objects.get(name=OPERATORS_GROUP))
     token = api_token_issue(staff)
     rng = random.Random(7)
     now = timezone.now()

@@ -13,7 +13,6 @@ from datetime import UTC
 from functools import cached_property
 
 from django.contrib import admin, messages
-from django.contrib.admin.models import ADDITION, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
@@ -24,10 +23,11 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from jobs import admin_pages
+from jobs import admin_pages, rq_dashboard
 from jobs.cron import cron_check, cron_describe, get_zone, next_runs, spread_cron
 from jobs.errors import JobError, NextRunUnknown
 from jobs.models import SCHEDULE_STATE_FILTERS, JobEvent, JobRun, Schedule, SchedulerConfig, ScheduleState
+from jobs.operators import may_edit_scheduler_configs, may_trigger_runs
 from jobs.registry import QUEUES, registry
 from jobs.scheduling import (
     schedule_set_enabled,
@@ -37,9 +37,9 @@ from jobs.scheduling import (
     scheduler_config_trigger_now,
 )
 from jobs.services import job_run_cancel, job_run_copy, job_run_retry
+from kordant.audit import ADDITION, admin_log
 
-TRIGGER_PERMISSION = "jobs.trigger_jobrun"
-SCHEDULERS_PERMISSION = "jobs.schedulers"
+rq_dashboard.admin_register()  # django-rq's own admin entry, read-only and behind its permission
 
 STATUS_COLOURS = {
     "pending": "#868e96",
@@ -77,13 +77,13 @@ def format_duration(delta) -> str:
 
 
 class OperatorActionsMixin:
-    """Permissions the actions ask for, and one way to apply a service to the selected rows."""
+    """Permissions the actions ask for (the decisions the API asks too), and one way to apply a service."""
 
     def has_trigger_permission(self, request) -> bool:
-        return request.user.has_perm(TRIGGER_PERMISSION)
+        return may_trigger_runs(request.user)
 
     def has_schedulers_permission(self, request) -> bool:
-        return request.user.has_perm(SCHEDULERS_PERMISSION)
+        return may_edit_scheduler_configs(request.user)
 
     def apply(self, request, queryset, service, done: str) -> list:
         """`service(obj)` for each selected row: log it, report what worked and what was refused; return the results."""
@@ -389,7 +389,8 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
         """The change page's buttons: the same services as the changelist's actions, for one run."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_trigger_permission(request):
+        # Acting on a run means seeing it too, as the API asks (its runs queryset, then the trigger permission).
+        if not (self.has_trigger_permission(request) and self.has_view_permission(request)):
             raise PermissionDenied
         run = self.get_object(request, str(object_id))
         if run is None:
@@ -420,9 +421,7 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def log_enqueued(self, request, run) -> None:
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk, queryset=[run], action_flag=ADDITION, change_message="Enqueued from the admin."
-        )
+        admin_log(request.user, run, ADDITION, "Enqueued from the admin.")
 
 
 # --- schedules -------------------------------------------------------------------------

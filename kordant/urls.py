@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from jobs import rq_dashboard
 from kordant import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
-    path("admin/rq/", include("django_rq.urls")),
+    # django-rq's pages, read-only and for holders of its permission only (jobs/rq_dashboard.py).
+    path("admin/rq/", include((rq_dashboard.urlpatterns(), "django_rq"))),
     path("admin/", admin.site.urls),
     path("reports/", include("reports.urls")),
     path("api/v1/", include("api.urls")),

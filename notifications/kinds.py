@@ -71,7 +71,8 @@ class ReportsReady(KindContext):
     report_id: int
     period_start: str
     period_end: str
-    download_url: str
+    download_url: str  # signed, opens this report only, without a login (reports/links.py)
+    download_expires_on: str = ""  # the link's last day (UTC); absent on notices written before links expired
 
 
 class RemovebrokersConfirmed(KindContext):
@@ -241,11 +242,15 @@ KINDS: dict[str, Kind] = {
             subject="Your Kordant report for {{ period_start }} to {{ period_end }} is ready",
             text=(
                 "Your Kordant report for {{ period_start }} to {{ period_end }} is ready.\n\n"
-                "Download it: {{ download_url }}"
+                "Download it: {{ download_url }}\n\n"
+                "The link is for you alone{% if download_expires_on %} and works until {{ download_expires_on }}"
+                "{% endif %}: do not forward it."
             ),
             html=(
                 "<p>Your Kordant report for {{ period_start }} to {{ period_end }} is ready.</p>"
                 '<p><a href="{{ download_url }}">Download the report</a></p>'
+                "<p>The link is for you alone{% if download_expires_on %} and works until {{ download_expires_on }}"
+                "{% endif %}: do not forward it.</p>"
             ),
             sms="Kordant: your report for {{ period_start }} to {{ period_end }} is ready in the app.",
             push_title="Your report is ready",

@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import Count
 
 from jobs.models import JobRun
+from jobs.operators import may_view_all
 from kordant.models import Subscription
 from reports.models import Report
 from scanners.darkwatch.models import Alert, WatchlistItem
@@ -214,10 +215,10 @@ def _scans(subscription, begins, ends, prev_begins, prev_ends) -> dict:
 
 
 def report_for_user(user, report_id: int) -> Report | None:
-    """The report if `user` may download it (its subscription's owner, or staff), else None."""
+    """The report if `user` may download it (its subscription's owner, or staff who may view reports), else None."""
     if not user.is_authenticated:
         return None
     reports = Report.objects.select_related("subscription")
-    if not user.is_staff:
+    if not may_view_all(user, Report):
         reports = reports.filter(subscription__user=user)
     return reports.filter(pk=report_id, status=Report.Status.READY).exclude(file="").first()

@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from jobs import enqueue
@@ -21,6 +20,7 @@ from kordant.models import Subscription
 from notifications.kinds import REPORTS_READY
 from notifications.services import notify
 from reports.errors import ReportPeriodInvalid, ReportQueueFull
+from reports.links import report_link_expires, report_link_url
 from reports.models import Report, ReportKind
 from reports.periods import period_problems
 from reports.rendering import pdf_from_html, report_context, report_html
@@ -97,10 +97,6 @@ def report_storage_name(report: Report, checksum: str) -> str:
     )
 
 
-def report_download_url(report: Report) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("reports:download", args=[report.pk])
-
-
 def _subscriber_name(subscription: Subscription) -> str:
     user = subscription.user
     return user.get_full_name() or user.username
@@ -160,7 +156,9 @@ def report_generate(
                     "report_id": report.pk,
                     "period_start": period_start.isoformat(),
                     "period_end": period_end.isoformat(),
-                    "download_url": report_download_url(report),
+                    # Signed: customers have no session; the link opens this report only, for a while.
+                    "download_url": report_link_url(report),
+                    "download_expires_on": f"{report_link_expires():%Y-%m-%d}",
                 },
                 dedupe_key=f"reports.ready:{report.pk}:{content_key}",
             )

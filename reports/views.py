@@ -1,8 +1,12 @@
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 
+from reports.links import report_from_link
 from reports.models import Report
 from reports.selectors import report_for_user
+
+# One answer for every bad link (tampered, expired, another report's, gone): it tells nothing.
+BAD_LINK = "This download link is not valid or has expired."
 
 
 def report_download(request, report_id: int):
@@ -11,6 +15,19 @@ def report_download(request, report_id: int):
     if report is None:
         raise Http404("No such report")
     return report_file_response(report)
+
+
+def report_link_download(request, token: str):
+    """The PDF of the one report a signed e-mail link names, without a session (reports/links.py)."""
+    report = report_from_link(token)
+    if report is None:
+        raise Http404(BAD_LINK)
+    response = report_file_response(report)
+    # A bearer link: keep it out of shared caches and out of any page's Referer.
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex"
+    return response
 
 
 def report_file_response(report: Report) -> FileResponse:

@@ -21,3 +21,22 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     tier = Subscription.Tier.PREMIUM
     timezone = "UTC"
+
+
+class OperatorFactory(UserFactory):
+    """A staff member in the operators group (views everything, runs jobs); `schedulers=True` also edits configs."""
+
+    is_staff = True
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def operator_permissions(user, create, extracted, schedulers=False, **kwargs):
+        from django.contrib.auth.models import Group, Permission
+
+        from jobs.operators import OPERATORS_GROUP
+
+        user.groups.add(Group.objects.get(name=OPERATORS_GROUP))
+        if schedulers:
+            user.user_permissions.add(Permission.objects.get(content_type__app_label="jobs", codename="schedulers"))

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from tests.factories import SubscriptionFactory, UserFactory
+from tests.factories import OperatorFactory, SubscriptionFactory, UserFactory
 
 
 @pytest.fixture
@@ -34,7 +34,14 @@ def bob(db):
 
 @pytest.fixture
 def staff(db):
-    return UserFactory(username="operator", is_staff=True)
+    """An operator who may do everything the API offers staff (tests/api/test_permissions.py tries the others):
+    the operators group, jobs.schedulers, and changing customers' schedules and findings."""
+    from django.contrib.auth.models import Permission
+
+    user = OperatorFactory(username="operator", operator_permissions__schedulers=True)
+    codenames = ("change_schedule", "change_alert", "change_titlechange")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
 
 
 def error_of(response) -> dict:

@@ -99,7 +99,7 @@ def test_list_query_count_does_not_grow_with_page_size(api, staff, name):
     for _ in range(51):
         LISTS[name](subscription)
     counts = queries_per_page_size(api.as_user(staff), f"/api/v1/{name}/")
-    assert counts[5] == counts[50] <= 4, counts
+    assert counts[5] == counts[50] <= 5, counts  # the staff member's permissions are 2 of them
 
 
 # --- reports -------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_list_query_count_does_not_grow_with_page_size(api, alice, staff, who):
     for _ in range(60):
         JobEventFactory(job_run=JobRunFactory(subscription=subscription, schedule=schedule))
     counts = queries_per_page_size(api.as_user(alice if who == "owner" else staff), "/api/v1/jobs/")
-    assert counts[5] == counts[50] <= 4, counts  # token+user, count, page
+    assert counts[5] == counts[50] <= 5, counts  # token+user, count, page; staff: their permissions (2)
 
 
 # --- enqueue -------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_schedule_list_query_count_does_not_grow_with_page_size(api, staff):
         for config in configs:
             ScheduleFactory(config=config, cron_expression=f"{index} 3 * * *")
     counts = queries_per_page_size(api.as_user(staff), "/api/v1/schedules/")
-    assert counts[5] == counts[50] <= 4, counts
+    assert counts[5] == counts[50] <= 5, counts  # the staff member's permissions are 2 of them
 
 
 # --- scheduler configs -------------------------------------------------------------------

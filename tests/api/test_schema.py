@@ -30,7 +30,7 @@ from tests.api.factories import (
     ScheduleFactory,
     TitleChangeFactory,
 )
-from tests.factories import SubscriptionFactory, UserFactory
+from tests.factories import OperatorFactory, SubscriptionFactory, UserFactory
 
 
 @pytest.mark.django_db
@@ -78,7 +78,8 @@ def no_throttles(settings):
 @pytest.fixture
 def role_headers(db, no_throttles):
     """Token headers for a staff user and for a customer who owns the contract data's subscription."""
-    staff = UserFactory(username="contract-staff", is_staff=True)
+    # An operator who may edit scheduler configs: staff see and change others' rows through permissions.
+    staff = OperatorFactory(username="contract-staff", operator_permissions__schedulers=True)
     customer = UserFactory(username="contract-customer")
     return {
         "staff": {"Authorization": f"Token {api_token_issue(staff)}"},

@@ -2,7 +2,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from reports.services import report_generate
-from tests.factories import UserFactory
+from tests.factories import OperatorFactory, UserFactory
 from tests.reports.conftest import PERIOD
 
 pytestmark = pytest.mark.django_db
@@ -27,8 +27,10 @@ def test_the_owner_downloads_the_pdf(client, report, subscription):
         assert b"".join(response.streaming_content) == handle.read()
 
 
-def test_staff_download_any_report(client, report):
+def test_operators_download_any_report_and_staff_without_the_view_permission_do_not(client, report):
     client.force_login(UserFactory(is_staff=True))
+    assert client.get(url(report)).status_code == 404  # as in the admin, which refuses them the reports
+    client.force_login(OperatorFactory())
     assert client.get(url(report)).status_code == 200
 
 
