@@ -495,10 +495,10 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
     def last_run_link(self, schedule):
         if not schedule.last_run_id:
             return "–"
+        # Formatted before format_html: it escapes its arguments first, and a SafeString takes no date format.
+        when = f"{schedule.last_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if schedule.last_run_at else "run"
         return format_html(
-            '<a href="{}">{:%Y-%m-%d %H:%M}</a>',
-            reverse("admin:jobs_jobrun_change", args=[schedule.last_run_id]),
-            schedule.last_run_at or timezone.now(),
+            '<a href="{}">{}</a>', reverse("admin:jobs_jobrun_change", args=[schedule.last_run_id]), when
         )
 
     @admin.display(description="outcome", ordering="last_status")

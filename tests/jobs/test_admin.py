@@ -506,3 +506,22 @@ def test_the_dashboard_shows_counts_chart_queues_workers_and_scheduler(admin_cli
     assert "tests.permanent" in page and "100%" in page
     assert "Workers online: 0" in page
     assert 'href="/admin/rq/"' in page
+
+
+def test_a_schedule_that_fired_links_its_last_run_in_the_list_and_on_its_page(admin_client, tier_configs):
+    """Issue 17.1: the list answered 500 once a schedule had fired, and its page showed "-"."""
+    from datetime import timedelta
+
+    from jobs.scheduling import schedules_fire
+
+    subscription = SubscriptionFactory(timezone="Asia/Tokyo")
+    schedule = Schedule.objects.filter(subscription=subscription).first()
+    now = timezone.now()
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=now - timedelta(minutes=1))
+    schedules_fire([schedule.pk], now=now)
+    schedule.refresh_from_db()
+    link = f'<a href="/admin/jobs/jobrun/{schedule.last_run_id}/change/">{schedule.last_run_at:%Y-%m-%d %H:%M} UTC</a>'
+    listing = admin_client.get("/admin/jobs/schedule/")
+    assert listing.status_code == 200
+    assert link in listing.content.decode()
+    assert link in admin_client.get(f"/admin/jobs/schedule/{schedule.pk}/change/").content.decode()
