@@ -141,7 +141,9 @@ from django.test import RequestFactory
 from django.utils.log import log_response
 logging.getLogger("fontTools.subset").info("FONTTOOLS-LINE")
 logging.getLogger("weasyprint").info("WEASYPRINT-LINE")
-log_response("Internal Server Error: %s", "/boom/", response=HttpResponse(status=500), request=RequestFactory().get("/boom/"))
+log_response(
+    "Internal Server Error: %s", "/boom/", response=HttpResponse(status=500), request=RequestFactory().get("/boom/")
+)
 """
 
 
