@@ -318,7 +318,7 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
         # The message is on hover and on the run's page: in the list it made every row three lines tall.
         return format_html(
             '<span style="white-space:nowrap"><span class="kj-progress" title="{}% {}" '
-            'style="display:inline-block;width:60px;height:8px;'
+            'style="display:inline-block;width:40px;height:8px;'
             'background:#e9ecef;border-radius:4px;vertical-align:middle"><span style="display:block;width:{}%;'
             'height:8px;background:#1c7ed6;border-radius:4px"></span></span> <small>{}%</small></span>',
             percent,
