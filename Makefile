@@ -24,7 +24,8 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
 	@echo "Kordant Jobs: admin at http://127.0.0.1:$(PORT)/admin/ (Ctrl-C stops everything)"
-	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
+	@# honcho gives each process its own PORT; KORDANT_WEB_PORT tells all of them (links in e-mails) the web's.
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) KORDANT_WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,7 +1,8 @@
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.routers import DefaultRouter
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from api import auth, domain, jobs, schedules, stats
 from api.errors import error_body
@@ -9,8 +10,25 @@ from api.errors import error_body
 app_name = "api"
 NOT_FOUND = error_body("not_found", "Not found.")
 
-router = DefaultRouter(trailing_slash=True)
-router.include_root_view = False
+
+class APIRoot(APIRootView):
+    """GET /api/v1/: every endpoint by name, as links (DRF's root view). Public, like the schema: it holds no data."""
+
+    permission_classes = [AllowAny]
+    schema = None  # a map of the contract, not an operation in it
+    # Endpoints outside the router, by URL name, shown beside the router's lists.
+    extra = {"auth/token": "token", "stats": "stats", "metrics": "metrics"}
+
+
+class Router(DefaultRouter):
+    APIRootView = APIRoot
+
+    def get_api_root_view(self, api_urls=None):
+        lists = {prefix: self.routes[0].name.format(basename=basename) for prefix, _, basename in self.registry}
+        return self.APIRootView.as_view(api_root_dict={**APIRoot.extra, **lists})
+
+
+router = Router(trailing_slash=True)
 router.register("jobs", jobs.JobRunViewSet, basename="jobrun")
 router.register("job-types", jobs.JobTypeViewSet, basename="jobtype")
 router.register("schedules", schedules.ScheduleViewSet, basename="schedule")

@@ -76,6 +76,30 @@ def format_duration(delta) -> str:
     return f"{seconds / 60:.1f} min"
 
 
+def time_cell(when, zone=UTC) -> str:
+    """A time short enough for a list column, always with its zone; the full time (and UTC) on hover."""
+    if when is None:
+        return "–"
+    local = when.astimezone(zone)
+    full = f"{local:%Y-%m-%d %H:%M:%S %Z}" + ("" if zone is UTC else f" ({when.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
+    return format_html(
+        '<span class="kj-time" style="white-space:nowrap" title="{}">{}</span>', full, f"{local:%Y-%m-%d %H:%M %Z}"
+    )
+
+
+# Tabular inlines print each row's own name above it (Django's "original" line): the timeline and the
+# schedule table say what each row is in their columns already. Inlines with this class hide it.
+PLAIN_ROWS_CSS = {"all": ("jobs/plain-rows.css",)}
+
+
+def runs_started(count: int) -> str:
+    return f"Started {count} run{'' if count == 1 else 's'}."
+
+
+def started(runs: list) -> str:
+    return runs_started(len(runs))
+
+
 class OperatorActionsMixin:
     """Permissions the actions ask for (the decisions the API asks too), and one way to apply a service."""
 
@@ -85,8 +109,11 @@ class OperatorActionsMixin:
     def has_schedulers_permission(self, request) -> bool:
         return may_edit_scheduler_configs(request.user)
 
-    def apply(self, request, queryset, service, done: str) -> list:
-        """`service(obj)` for each selected row: log it, report what worked and what was refused; return the results."""
+    def apply(self, request, queryset, service, done: str, said=None) -> list:
+        """`service(obj)` for each selected row: log it, report what worked and what was refused; return the results.
+
+        The message reads "<n> <objects> <done>." unless `said(results)` words it (None: no message).
+        """
         results, refused = [], []
         for obj in queryset:
             try:
@@ -95,7 +122,10 @@ class OperatorActionsMixin:
                 refused.append(str(exc))
                 continue
             self.log_change(request, obj, f"{done.capitalize()} from the admin.")
-        if results:
+        if results and said is not None:
+            if message := said(results):
+                self.message_user(request, message, messages.SUCCESS)
+        elif results:
             noun = self.opts.verbose_name if len(results) == 1 else self.opts.verbose_name_plural
             self.message_user(request, f"{len(results)} {noun} {done}.", messages.SUCCESS)
         for reason in refused:
@@ -164,6 +194,10 @@ class JobEventInline(admin.TabularInline):
     fields = ("when", "event_status", "attempt", "worker", "message")
     readonly_fields = fields
     verbose_name_plural = "timeline"
+    classes = ("kj-plain-rows",)
+
+    class Media:
+        css = PLAIN_ROWS_CSS
 
     @admin.display(description="at (UTC)")
     def when(self, event):
@@ -191,7 +225,7 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
         "trigger",
         "queue",
         "duration",
-        "created_at",
+        "created",
         "user",
     )
     list_display_links = ("short_id",)
@@ -281,14 +315,16 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
     @admin.display(description="progress")
     def progress_bar(self, run):
         percent = max(0, min(100, round(run.progress or 0)))
+        # The message is on hover and on the run's page: in the list it made every row three lines tall.
         return format_html(
-            '<span class="kj-progress" title="{}%" style="display:inline-block;width:80px;height:8px;'
+            '<span style="white-space:nowrap"><span class="kj-progress" title="{}% {}" '
+            'style="display:inline-block;width:40px;height:8px;'
             'background:#e9ecef;border-radius:4px;vertical-align:middle"><span style="display:block;width:{}%;'
-            'height:8px;background:#1c7ed6;border-radius:4px"></span></span> <small>{}% {}</small>',
-            percent,
-            percent,
+            'height:8px;background:#1c7ed6;border-radius:4px"></span></span> <small>{}%</small></span>',
             percent,
             run.progress_message,
+            percent,
+            percent,
         )
 
     @admin.display(description="attempts", ordering="attempt")
@@ -298,6 +334,10 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
     @admin.display(description="duration")
     def duration(self, run):
         return format_duration(run.duration)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, run):
+        return time_cell(run.created_at)
 
     @admin.display(description="links")
     def links(self, run):
@@ -444,17 +484,16 @@ class ScheduleStateFilter(admin.SimpleListFilter):
 
 @admin.register(Schedule)
 class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
+    # Fits 1366 px: the tier is in the subscription's name, and the zone is on the next run's time
+    # (its abbreviation; the zone's name and the UTC time on hover, and on the schedule's page).
     list_display = (
         "id",
-        "subscription",
+        "subscriber",
         "job_type",
-        "tier",
         "timing",
-        "timezone",
         "enabled",
         "state",
-        "next_run_local",
-        "next_run_utc",
+        "next_run",
         "last_run_link",
         "last_outcome",
         "run_count",
@@ -502,6 +541,24 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
             '<span title="{}">{}</span>', schedule.cron_expression, cron_describe(schedule.cron_expression)
         )
 
+    @admin.display(description="subscriber", ordering="subscription__user__username")
+    def subscriber(self, schedule):
+        # The username, not the subscription's long name: its tier is a filter, and the page has the rest.
+        return schedule.subscription.user.get_username()
+
+    @admin.display(description="next run", ordering="next_run_at")
+    def next_run(self, schedule):
+        if schedule.next_run_at is None:
+            return "–"
+        zone = get_zone(schedule.timezone)
+        local = schedule.next_run_at.astimezone(zone)
+        return format_html(
+            '<span class="kj-time" style="white-space:nowrap" title="{} · {}">{}</span>',
+            schedule.timezone,
+            f"{schedule.next_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            f"{local:%Y-%m-%d %H:%M %Z}",
+        )
+
     @admin.display(description="next run (local)", ordering="next_run_at")
     def next_run_local(self, schedule):
         if schedule.next_run_at is None:
@@ -513,14 +570,14 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
     def next_run_utc(self, schedule):
         return f"{schedule.next_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if schedule.next_run_at else "–"
 
-    @admin.display(description="last run", ordering="last_run_at")
+    @admin.display(description="last run (UTC)", ordering="last_run_at")
     def last_run_link(self, schedule):
         if not schedule.last_run_id:
             return "–"
+        # Formatted before format_html: it escapes its arguments first, and a SafeString takes no date format.
+        when = f"{schedule.last_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if schedule.last_run_at else "run"
         return format_html(
-            '<a href="{}">{:%Y-%m-%d %H:%M}</a>',
-            reverse("admin:jobs_jobrun_change", args=[schedule.last_run_id]),
-            schedule.last_run_at or timezone.now(),
+            '<a href="{}">{}</a>', reverse("admin:jobs_jobrun_change", args=[schedule.last_run_id]), when
         )
 
     @admin.display(description="outcome", ordering="last_status")
@@ -537,7 +594,13 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
 
     @admin.action(description="Run the selected schedules now (manual runs; timing unchanged)", permissions=["trigger"])
     def run_now(self, request, queryset):
-        self.apply(request, queryset, lambda schedule: schedule_trigger_now(schedule, user=request.user), "run now")
+        self.apply(
+            request,
+            queryset,
+            lambda schedule: schedule_trigger_now(schedule, user=request.user),
+            "run now",
+            said=started,
+        )
 
 
 # --- the tier table --------------------------------------------------------------------
@@ -650,10 +713,13 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
     def run_for_tier(self, request, queryset):
         if request.POST.get("confirm") != "yes":
             return self.confirm_run_for_tier(request, queryset)
-        created = self.apply(
-            request, queryset, lambda config: scheduler_config_trigger_now(config, user=request.user), "run now"
+        self.apply(
+            request,
+            queryset,
+            lambda config: scheduler_config_trigger_now(config, user=request.user),
+            "run now",
+            said=lambda counts: runs_started(sum(counts)),
         )
-        self.message_user(request, f"Created {sum(created)} manual run(s).", messages.SUCCESS)
         return None
 
     def confirm_run_for_tier(self, request, queryset):

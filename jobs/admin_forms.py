@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 
 from django import forms
@@ -37,6 +38,14 @@ def _resolve(schema: dict, root: dict) -> dict:
     return schema
 
 
+def field_label(name: str, title: str | None) -> str:
+    """The schema's own title, or the name in words: pydantic's made-up title reads "Subscription Id"."""
+    if title and title != name.replace("_", " ").title():
+        return title
+    words = name.replace("_", " ").capitalize().split(" ")
+    return " ".join("ID" if word.lower() == "id" else word for word in words)
+
+
 def _field_for(name: str, schema: dict, root: dict, required: bool) -> forms.Field:
     schema = _resolve(schema, root)
     # Optional[X] is anyOf [X, null]: the field is X, and may be left empty.
@@ -47,7 +56,7 @@ def _field_for(name: str, schema: dict, root: dict, required: bool) -> forms.Fie
         schema = {**non_null[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
     common = {
         "required": required,
-        "label": schema.get("title") or name,
+        "label": field_label(name, schema.get("title")),
         "help_text": schema.get("description", ""),
         "initial": schema.get("default"),
     }
@@ -79,7 +88,8 @@ def payload_form_class(job_type: JobType) -> type[forms.Form]:
     fields = {
         name: _field_for(name, prop, schema, name in required) for name, prop in schema.get("properties", {}).items()
     }
-    return type(f"{job_type.name.replace('.', '_')}_payload_form", (forms.Form,), fields)
+    attributes = {**fields, "required_css_class": "required"}  # bold labels, as the admin marks required fields
+    return type(f"{job_type.name.replace('.', '_')}_payload_form", (forms.Form,), attributes)
 
 
 def payload_from(form: forms.Form) -> dict:
@@ -93,13 +103,28 @@ def payload_from(form: forms.Form) -> dict:
 
 
 def add_payload_errors(form: forms.Form, errors: dict[str, list[str]]) -> None:
-    """PayloadInvalid's {"field.path": [messages]} shown next to the fields they are about."""
+    """PayloadInvalid's {"field.path": [messages]} shown next to the fields they are about, in words.
+
+    A check across fields (pydantic's "__root__": "Value error, period_end is before period_start")
+    goes to the field it names first (its subject), with field names written as the form labels them;
+    naming none, it goes above the form.
+    """
     for path, messages in errors.items():
         field = path.split(".")[0]
         for message in messages:
-            form.add_error(
-                field if field in form.fields else None, message if field in form.fields else f"{path}: {message}"
-            )
+            message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if field in form.fields:
+                form.add_error(field, message)
+                continue
+            positions = {name: re.search(rf"\b{re.escape(name)}\b", message) for name in form.fields}
+            named = sorted((name for name, at in positions.items() if at), key=lambda name: positions[name].start())
+            for name in sorted(named, key=len, reverse=True):
+                message = re.sub(rf"\b{re.escape(name)}\b", form.fields[name].label.lower(), message)
+            message = message[:1].upper() + message[1:]
+            if named:
+                form.add_error(named[0], message)  # the sentence's subject
+            else:
+                form.add_error(None, message if path == ROOT_ERROR else f"{path}: {message}")
 
 
 class JobTypeChoiceForm(forms.Form):

@@ -120,6 +120,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app itself (gunicorn has no static server): compressed, hashed, cached forever.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -161,13 +163,26 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times shown with their zone (kordant/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["kordant.formats"]
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
+# Production (DEBUG off) serves what `manage.py collectstatic` wrote: names carry a content hash
+# (cached for a year) and gzip/brotli copies sit beside them. DEBUG serves from the apps' folders.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
-# Absolute links in notifications (a report's download link) start with this.
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# Absolute links in notifications (a report's download link) start with this. Unset, it is the
+# local server's address: `make run PORT=8123` tells every process KORDANT_WEB_PORT=8123.
+SITE_URL = env("SITE_URL", default="") or f"http://127.0.0.1:{env.int('KORDANT_WEB_PORT', default=8000)}"
 
 # PDF reports: the paper they are laid out on.
 # How many reports a customer may have waiting (queued or running) at once through the API.
@@ -198,8 +213,10 @@ REMOVEBROKERS_HTTP_TIMEOUT = env.float("REMOVEBROKERS_HTTP_TIMEOUT", default=10.
 REMOVEBROKERS_RECHECK_DAYS = env.int("REMOVEBROKERS_RECHECK_DAYS", default=30)
 REMOVEBROKERS_REMINDER_DAYS = env.int("REMOVEBROKERS_REMINDER_DAYS", default=7)
 REMOVEBROKERS_MAX_ATTEMPTS = env.int("REMOVEBROKERS_MAX_ATTEMPTS", default=6)
-# Where the demo brokers (`manage.py removebrokers_demo`) send: the stub `make run` starts.
-REMOVEBROKERS_DEMO_URL = env("REMOVEBROKERS_DEMO_URL", default="http://127.0.0.1:8765")
+# Where the demo brokers (`manage.py removebrokers_demo`) send. Empty: the stub `make run` starts,
+# on a free port it writes to REMOVEBROKERS_DEMO_URL_FILE.
+REMOVEBROKERS_DEMO_URL = env("REMOVEBROKERS_DEMO_URL", default="")
+REMOVEBROKERS_DEMO_URL_FILE = VAR_DIR / "brokers.url"
 
 # VoicePrint (scanners/voiceprint/): the speaker model class (empty: the built-in feature
 # model; see engine.py for plugging in a trained one), the longest recording analysed (s),
@@ -370,7 +387,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    # Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -390,8 +408,16 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # rqworker and rqscheduler install their own handlers; propagating would print twice.
-    "loggers": {"rq": {"propagate": False}, "rq_scheduler": {"propagate": False}},
+    "loggers": {
+        # rqworker and rqscheduler install their own handlers; propagating would print twice.
+        "rq": {"propagate": False},
+        "rq_scheduler": {"propagate": False},
+        # Django's own console handler (DEBUG only) would print each 500 a second time beside the root's.
+        "django": {"handlers": [], "level": "INFO"},
+        # WeasyPrint and fontTools narrate every font subset at INFO (hundreds of lines per report).
+        "weasyprint": {"level": env("LOG_LEVEL_PDF", default="WARNING")},
+        "fontTools": {"level": env("LOG_LEVEL_PDF", default="WARNING")},
+    },
 }
 
 if not DEBUG:

@@ -14,9 +14,11 @@ class ReportAdmin(admin.ModelAdmin):
     search_fields = ("subscription__user__username", "subscription__user__email")
     list_select_related = ("subscription__user",)
     readonly_fields = (
-        "subscription", "kind", "period_start", "period_end", "status", "file", "page_count", "size_bytes",
-        "checksum", "generated_at", "error", "download",
+        "subscription", "kind", "period_start", "period_end", "status", "download", "page_count", "size_bytes",
+        "checksum", "generated_at", "error",
     )  # fmt: skip
+    # The stored file is reached through the download view (it checks who asks), never MEDIA_URL.
+    fields = readonly_fields
     actions = ["regenerate"]
 
     def has_add_permission(self, request):

@@ -1,5 +1,8 @@
 """Demo data for `make run`: fictional brokers on the local stub, and requests moving through them."""
 
+import time
+
+import httpx
 from django.conf import settings
 from django.db import transaction
 
@@ -22,13 +25,48 @@ DEMO_BROKERS = [
 ]
 
 
+class DemoBrokersUnreachable(RuntimeError):
+    """The stub never said where it listens, or does not answer there."""
+
+
+def demo_brokers_url(*, wait_seconds: float = 30.0) -> str:
+    """REMOVEBROKERS_DEMO_URL, else the URL the stub wrote (it takes a free port), once it answers.
+
+    `make run` starts the stub beside the command that needs it: wait for the file, and for the
+    URL in it to answer, since a file left by a stub that was killed names a port nobody serves.
+    """
+    if settings.REMOVEBROKERS_DEMO_URL:
+        return settings.REMOVEBROKERS_DEMO_URL.rstrip("/")
+    path = settings.REMOVEBROKERS_DEMO_URL_FILE
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        url = path.read_text().strip() if path.exists() else ""
+        if url:
+            try:
+                httpx.get(f"{url}/demo/search", timeout=2)
+                return url.rstrip("/")
+            except httpx.HTTPError:
+                pass
+        if time.monotonic() > deadline:
+            raise DemoBrokersUnreachable(f"the demo brokers' stub wrote no live URL to {path} in {wait_seconds:.0f} s")
+        time.sleep(0.2)
+
+
+def removebrokers_demo_ensure(base: str | None = None) -> str:
+    """Create the demo brokers (pointed at the stub as it runs now) and one request per demo subscription and broker."""
+    base = (base or demo_brokers_url()).rstrip("/")
+    return _demo_ensure(base)
+
+
 @transaction.atomic
-def removebrokers_demo_ensure() -> str:
-    """Create the demo brokers and one request per demo subscription and broker, unless they exist."""
-    base = settings.REMOVEBROKERS_DEMO_URL.rstrip("/")
+def _demo_ensure(base: str) -> str:
     made = []
     for name, method, target, fields, instructions in DEMO_BROKERS:
         api = method == DataBroker.Method.API
+        if api:  # the stub has a new port each start: follow it
+            DataBroker.objects.filter(name=name, method=method).exclude(endpoint=f"{base}/{target}/optout").update(
+                endpoint=f"{base}/{target}/optout", search_url=f"{base}/{target}/search"
+            )
         _, created = DataBroker.objects.get_or_create(
             name=name,
             defaults={

@@ -1,6 +1,9 @@
 """A local stand-in for data brokers' opt-out APIs, for `make run` and the benchmark; not used in production.
 
-    python -m scanners.removebrokers.stub --port 8765
+    python -m scanners.removebrokers.stub --url-file var/brokers.url
+
+It takes a free port (unless `--port` names one) and writes its URL to `--url-file`, where
+`manage.py removebrokers_demo` reads it: two checkouts' `make run` never fight over a port.
 
 Serves any number of fictional brokers by path: `POST /<broker>/optout` takes the opt-out
 (JSON) and answers `201 {"reference": "<broker>-<n>"}`; `GET /<broker>/search?email=...`
@@ -13,8 +16,10 @@ State is in memory: restart the stub and everybody is listed again.
 import argparse
 import contextlib
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -89,7 +94,7 @@ class BrokerHandler(BaseHTTPRequestHandler):
         pass
 
 
-def make_server(host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
+def make_server(host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """A ready server (not yet serving); port 0 picks a free one (see server.server_address)."""
     handler = type("Handler", (BrokerHandler,), {"state": BrokerState()})
     server = ThreadingHTTPServer((host, port), handler)
@@ -97,13 +102,25 @@ def make_server(host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServe
     return server
 
 
+def write_url_file(path: Path, url: str) -> None:
+    """The URL, replaced whole (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(url + "\n")
+    partial.replace(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="0 (the default): a free port")
+    parser.add_argument("--url-file", type=Path, help="write the URL served here to this file")
     args = parser.parse_args(argv)
     server = make_server(args.host, args.port)
-    print(f"demo brokers listening on http://{args.host}:{server.server_address[1]}", flush=True)
+    url = f"http://{args.host}:{server.server_address[1]}"
+    if args.url_file:
+        write_url_file(args.url_file, url)
+    print(f"demo brokers listening on {url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

@@ -1,5 +1,7 @@
 """The operator console through Django's test client: pages, actions, permissions, query counts."""
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
@@ -382,7 +384,7 @@ def test_run_now_for_the_tier_asks_first_saying_how_many_runs(admin_client, tier
     assert JobRun.objects.count() == before
 
     done = action(admin_client, "/admin/jobs/schedulerconfig/", "run_for_tier", [config], confirm="yes", follow=True)
-    assert "Created 3 manual run(s)." in done.content.decode()
+    assert "Started 3 runs." in done.content.decode()
     runs = JobRun.objects.filter(job_type="darkwatch.scan", trigger="manual")
     assert runs.count() == 3 and {run.subscription.tier for run in runs} == {"premium"}
 
@@ -570,3 +572,71 @@ def test_a_resumed_schedule_of_a_disabled_config_shows_it_waits(admin_client, ti
     listed = admin_client.get("/admin/jobs/schedule/?state=waiting_for_config")
     assert list(listed.context["cl"].result_list) == [schedule]
     assert "Waiting for its config (disabled)" in listed.content.decode()
+
+
+def test_a_schedule_that_fired_links_its_last_run_in_the_list_and_on_its_page(admin_client, tier_configs):
+    """Issue 17.1: the list answered 500 once a schedule had fired, and its page showed "-"."""
+    from datetime import timedelta
+
+    from jobs.scheduling import schedules_fire
+
+    subscription = SubscriptionFactory(timezone="Asia/Tokyo")
+    schedule = Schedule.objects.filter(subscription=subscription).first()
+    now = timezone.now()
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=now - timedelta(minutes=1))
+    schedules_fire([schedule.pk], now=now)
+    schedule.refresh_from_db()
+    link = f'<a href="/admin/jobs/jobrun/{schedule.last_run_id}/change/">{schedule.last_run_at:%Y-%m-%d %H:%M} UTC</a>'
+    listing = admin_client.get("/admin/jobs/schedule/")
+    assert listing.status_code == 200
+    assert link in listing.content.decode()
+    assert link in admin_client.get(f"/admin/jobs/schedule/{schedule.pk}/change/").content.decode()
+
+
+def test_the_enqueue_page_labels_fields_in_words_and_lays_them_out_like_the_admin(admin_client):
+    page = admin_client.get("/admin/jobs/jobrun/enqueue/?job_type=reports.generate").content.decode()
+    assert "Subscription Id" not in page and "Subscription ID" in page
+    assert 'class="flex-container"><label for="id_payload-subscription_id" class="required">' in page
+    assert page.count('class="form-row"') >= 5
+
+
+def test_a_cross_field_error_reads_as_a_sentence_next_to_the_field_it_names(admin_client, tier_configs):
+    """Issue 17: "__root__: Value error, period_end is before period_start" above the form."""
+    subscription = SubscriptionFactory()
+    response = admin_client.post(
+        "/admin/jobs/jobrun/enqueue/?job_type=reports.generate",
+        {
+            "payload-subscription_id": str(subscription.pk),
+            "payload-kind": "monthly",
+            "payload-period_start": "2026-10-31",
+            "payload-period_end": "2026-10-01",
+        },
+    ).content.decode()
+    assert "__root__" not in response and "Value error" not in response
+    row = response.split('name="payload-period_end"')[0].rsplit('<div class="form-row">', 1)[1]
+    assert "Period end is before period start" in row
+    assert not JobRun.objects.filter(job_type="reports.generate").exists()
+
+
+def test_timeline_and_schedule_rows_do_not_repeat_their_own_name_and_times_say_their_zone(
+    admin_client, tier_configs, run_worker
+):
+    subscription = SubscriptionFactory(timezone="America/New_York")
+    run = enqueue("jobs.ping", {"message": "x"})
+    run_worker()
+    run_page = admin_client.get(f"/admin/jobs/jobrun/{run.pk}/change/").content.decode()
+    assert 'class="module kj-plain-rows"' in run_page and "jobs/plain-rows.css" in run_page
+    page = admin_client.get(f"/admin/kordant/subscription/{subscription.pk}/change/").content.decode()
+    assert "kj-plain-rows" in page
+    schedule = Schedule.objects.filter(subscription=subscription).first()
+    assert f"{schedule.next_run_at:%Y-%m-%d %H:%M} UTC" in page
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d E[SD]T", page)
+    listing = admin_client.get("/admin/kordant/subscription/").content.decode()
+    assert f"{subscription.created_at:%Y-%m-%d %H:%M} UTC" in listing
+
+
+def test_run_now_says_how_many_runs_it_started(admin_client, tier_configs):
+    subscription = SubscriptionFactory()
+    schedule = Schedule.objects.filter(subscription=subscription).first()
+    done = action(admin_client, "/admin/jobs/schedule/", "run_now", [schedule], follow=True).content.decode()
+    assert "Started 1 run." in done and "run now." not in done

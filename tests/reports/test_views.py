@@ -57,3 +57,19 @@ def test_admin_lists_the_report_with_a_download_link_and_regenerates_it(client, 
     assert "Queued 1 report(s) for regeneration." in response.content.decode()
     run = JobRun.objects.get(job_type="reports.generate")
     assert run.payload["period_start"] == "2026-10-01" and run.trigger == "manual"
+
+
+def test_the_report_page_has_one_pdf_link_and_it_downloads(client, report):
+    """Issue 17.7: the page also linked the file under /media/, which nothing serves (404)."""
+    import re
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/reports/report/{report.pk}/change/").content.decode()
+    pdf_links = [
+        href
+        for href in re.findall(r'href="([^"]+)"', page)
+        if "report" in href and href.endswith(("/download/", ".pdf"))
+    ]
+    assert pdf_links == [url(report)]
+    assert "/media/" not in page and 'type="file"' not in page
+    assert client.get(pdf_links[0]).status_code == 200

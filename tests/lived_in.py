@@ -1,0 +1,94 @@
+"""A lived-in database: what `make run`'s demo looks like after it has been running a while.
+
+The demo data (subscribers of every tier, scanners' corpus, brokers, reports) made by the
+same services `make run` calls, then its schedules fired, the runs worked by a burst worker,
+and the states a quiet test database never has: failed, retrying, retried, cancelled and
+skipped runs, alerts and title changes, ready reports, notifications, webhook deliveries,
+removal requests that went to the (local) brokers. Pages are tested on this, not on empty tables.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from django.utils import timezone
+
+from jobs import enqueue
+from jobs.models import JobRun, Schedule
+from tests.factories import UserFactory
+
+
+def broker_stub():
+    """The demo brokers' stub on a free port, in a thread: (url, server)."""
+    from scanners.removebrokers.stub import make_server
+
+    server = make_server("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def lived_in_build(tmp_path, run_worker, settings) -> dict:
+    """Build the lived-in state (see the module docstring); return a few of its rows by role."""
+    from rest_framework.authtoken.models import Token
+
+    from jobs.demo import demo_data_ensure
+    from jobs.scheduling import schedules_fire, schedules_record_outcomes
+    from jobs.services import job_run_cancel, job_run_retry
+    from notifications.models import NotificationPreference, WebhookEndpoint
+    from reports.demo import report_demo_ensure
+    from scanners.demo import scanners_demo_ensure
+    from scanners.removebrokers.demo import removebrokers_demo_ensure
+    from scanners.voiceprint.models import AnalysisJob, VoiceProfile, VoiceSample
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    url, server = broker_stub()
+    settings.REMOVEBROKERS_DEMO_URL = url
+    try:
+        demo_data_ensure()
+        premium = UserFactory._meta.model.objects.get(username="demo-premium")
+        # A webhook the stub refuses (it knows no /hooks/ endpoint): failed deliveries, as in real life.
+        WebhookEndpoint.objects.create(owner=premium, url=f"{url}/hooks/optout")
+        Token.objects.create(user=premium)  # the API's tokens (rest_framework.authtoken)
+        NotificationPreference.objects.get_or_create(user=premium, channel="sms", defaults={"address": "+15555550100"})
+        scanners_demo_ensure(tmp_path / "demo")
+        removebrokers_demo_ensure()
+        run_worker()  # first scans, removal requests to the stub, notifications
+        report_demo_ensure()
+        run_worker()  # the reports (low queue), their e-mails
+
+        # Every schedule's tick falls due (a catch-up after downtime) and fires: "last run" everywhere.
+        now = timezone.now()
+        Schedule.objects.filter(enabled=True).update(next_run_at=now - timedelta(minutes=1))
+        blocker = enqueue("tests.block", {"name": "never-started"}, delay=3600)
+        busy = Schedule.objects.filter(config__job_type="jobs.ping").first()
+        JobRun.objects.filter(pk=blocker.pk).update(schedule=busy)  # its next tick is skipped (overlap)
+        schedules_fire(Schedule.objects.values_list("pk", flat=True), now=now)
+        run_worker()
+        schedules_record_outcomes()
+
+        failed = enqueue("tests.permanent", {"message": "provider said no"})
+        retried = enqueue("tests.permanent", {"message": "failed once, retried by hand"})
+        retrying = enqueue("tests.fail", {"message": "provider timed out", "retry_after": 3600})
+        run_worker()
+        job_run_retry(JobRun.objects.get(pk=retried.pk))
+        run_worker()
+        cancelled = enqueue("jobs.ping", {"message": "not wanted"}, delay=3600)
+        job_run_cancel(cancelled, reason="cancelled by the lived-in fixture")
+        job_run_cancel(JobRun.objects.get(pk=blocker.pk), reason="cancelled: never started")
+
+        demo_sub = premium.subscriptions.get()
+        profile = VoiceProfile.objects.create(
+            subscription=demo_sub,
+            model_name="features-v1",
+            embedding=[0.0] * 4,
+            sample_count=1,
+            speech_seconds=8.0,
+            enrolled_at=timezone.now(),
+        )
+        sample = VoiceSample.objects.create(subscription=demo_sub, file="voice/x.wav", original_name="x.wav")
+        AnalysisJob.objects.create(sample=sample)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return {"failed": failed, "retrying": retrying, "retried": retried, "cancelled": cancelled, "profile": profile}
