@@ -30,9 +30,9 @@ def broker_stub():
 
 def lived_in_build(tmp_path, run_worker, settings) -> dict:
     """Build the lived-in state (see the module docstring); return a few of its rows by role."""
-    from rest_framework.authtoken.models import Token
-
+    from api.services import api_token_issue
     from jobs.demo import demo_data_ensure
+    from jobs.entrypoints import quarantine_record
     from jobs.scheduling import schedules_fire, schedules_record_outcomes
     from jobs.services import job_run_cancel, job_run_retry
     from notifications.models import NotificationPreference, WebhookEndpoint
@@ -49,7 +49,9 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         premium = UserFactory._meta.model.objects.get(username="demo-premium")
         # A webhook the stub refuses (it knows no /hooks/ endpoint): failed deliveries, as in real life.
         WebhookEndpoint.objects.create(owner=premium, url=f"{url}/hooks/optout")
-        Token.objects.create(user=premium)  # the API's tokens (rest_framework.authtoken)
+        api_token_issue(premium)  # the API's tokens (stored hashed)
+        # A job refused from Redis, as the dashboard lists them (jobs.entrypoints).
+        quarantine_record("hostile-job", "worker", "function 'os.system' is not a registered entry point")
         NotificationPreference.objects.get_or_create(user=premium, channel="sms", defaults={"address": "+15555550100"})
         scanners_demo_ensure(tmp_path / "demo")
         removebrokers_demo_ensure()
