@@ -614,7 +614,7 @@ def test_a_cross_field_error_reads_as_a_sentence_next_to_the_field_it_names(admi
     ).content.decode()
     assert "__root__" not in response and "Value error" not in response
     row = response.split('name="payload-period_end"')[0].rsplit('<div class="form-row">', 1)[1]
-    assert "Period end is before period start" in row
+    assert "period ends (2026-10-01) before it starts (2026-10-31)" in row
     assert not JobRun.objects.filter(job_type="reports.generate").exists()
 
 

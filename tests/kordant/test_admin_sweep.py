@@ -20,6 +20,7 @@ from django.db.models import Model
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, reverse
 
+from jobs import rq_dashboard
 from jobs.models import JobRun
 from jobs.operators import OPERATORS_GROUP
 from jobs.registry import registry
@@ -47,8 +48,8 @@ def _run_id(status: str) -> str:
 
 
 # Custom admin URLs by name: (kwargs, method, expected). GET on a POST-only view is a documented 405.
-# django_rq's own dashboard (mounted in the admin) is listed too; pages of it that change Redis
-# (clear, requeue, delete, stop) are swept as the GET that shows their confirmation, or not at all.
+# django_rq's own dashboard (mounted in the admin) is listed too; pages of it that would change Redis
+# (clear, empty, delete) must answer the 403 jobs.rq_dashboard documents, and the rest are not swept.
 CUSTOM_PAGES = {
     "auth_user_password_change": [
         (lambda: {"id": UserFactory._meta.model.objects.order_by("pk").first().pk}, "get", (200,))
@@ -77,10 +78,10 @@ DJANGO_RQ_PAGES = {
     "django_rq_started_jobs": "per queue",
     "django_rq_deferred_jobs": "per queue",
     "django_rq_workers": "per queue",
-    "django_rq_delete_failed_jobs": "per queue",  # GET shows the confirmation
-    "django_rq_clear": "per queue",  # GET shows the confirmation
+    "django_rq_delete_failed_jobs": "per queue",  # refused (403): jobs.rq_dashboard
+    "django_rq_clear": "per queue",  # refused (403): jobs.rq_dashboard
     "django_rq_job_detail": "per job",
-    "django_rq_delete_job": "per job",  # GET shows the confirmation
+    "django_rq_delete_job": "per job",  # refused (403): jobs.rq_dashboard
     # These act on GET or need state the demo has not got (an RQ result, a cron scheduler):
     "django_rq_requeue_all": [],
     "django_rq_result_detail": [],
@@ -188,14 +189,16 @@ def _django_rq_visits(name: str) -> list[Visit]:
     assert name in DJANGO_RQ_PAGES, f"django_rq page {name!r} is not swept: add it to DJANGO_RQ_PAGES"
     how = DJANGO_RQ_PAGES[name]
     queues = range(len(django_rq.settings.QUEUES_LIST))
+    # Pages that would change Redis behind the runs' backs answer the documented 403 (jobs.rq_dashboard).
+    expected = (200,) if name.removeprefix("django_rq_") in rq_dashboard.READ_ONLY_VIEWS else (403,)
     if how == "per queue":
-        return [Visit(reverse(f"admin:{name}", kwargs={"queue_index": index}), (200,)) for index in queues]
+        return [Visit(reverse(f"admin:{name}", kwargs={"queue_index": index}), expected) for index in queues]
     if how == "per job":
         visits = []
         for index, queue in enumerate(django_rq.settings.QUEUES_LIST):
             job_ids = django_rq.get_queue(queue["name"]).get_job_ids()[:1]
             visits += [
-                Visit(reverse(f"admin:{name}", kwargs={"queue_index": index, "job_id": job_id}), (200,))
+                Visit(reverse(f"admin:{name}", kwargs={"queue_index": index, "job_id": job_id}), expected)
                 for job_id in job_ids
             ]
         return visits
