@@ -1,10 +1,12 @@
 """Job types the platform itself needs: a smoke test, the recovery pass, and retention."""
 
+from pydantic import Field
+
 from jobs.registry import Payload, job_type
 
 
 class PingPayload(Payload):
-    message: str
+    message: str = Field(description="Any text: the run answers with it, which proves a worker ran it.")
 
 
 class NoPayload(Payload):
@@ -54,7 +56,7 @@ def monitor(ctx, payload: NoPayload) -> dict:
 
 
 class TierPayload(Payload):
-    tier: str
+    tier: str = Field(description="The tier whose schedules follow its configs again (basic, plus or premium).")
 
 
 @job_type("jobs.sync_tier", payload=TierPayload, queue="high", timeout=3600, singleton_key=lambda p: p.tier)

@@ -1,11 +1,13 @@
 """The `notifications.send` job type: deliver one notification (see notifications/delivery.py)."""
 
+from pydantic import Field
+
 from jobs import Payload, job_type
 from notifications.delivery import clients_warm, notification_deliver
 
 
 class SendPayload(Payload):
-    notification_id: int
+    notification_id: int = Field(description="The queued notification to deliver (never delivered twice).")
 
 
 @job_type(

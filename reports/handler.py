@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Literal
 
-from pydantic import ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from jobs import Payload, job_type
 from jobs.errors import PermanentJobError
@@ -16,10 +16,10 @@ from reports.services import report_generate
 
 
 class GeneratePayload(Payload):
-    subscription_id: int
-    kind: Literal["weekly", "monthly", "on_demand"]
-    period_start: date
-    period_end: date
+    subscription_id: int = Field(description="The subscription the report is about; its owner gets the e-mail.")
+    kind: Literal["weekly", "monthly", "on_demand"] = Field(description="Weekly and monthly come from schedules.")
+    period_start: date = Field(description="The first day the report covers (2000-01-01 or later).")
+    period_end: date = Field(description="The last day it covers: at most 366 days after the first.")
 
     # Bounded and ordered here, in the schema every door validates against (API, admin, worker).
     @field_validator("period_start")

@@ -4,6 +4,7 @@ the engine over the configured sources, close them, and tell the subscriber what
 from collections.abc import Callable
 
 from django.conf import settings
+from pydantic import Field
 
 from jobs import Payload
 from jobs.errors import PermanentJobError
@@ -11,7 +12,7 @@ from kordant.models import Subscription
 
 
 class ScanPayload(Payload):
-    subscription_id: int
+    subscription_id: int = Field(description="The subscription whose watched items are scanned.")
 
 
 def providers_named(setting: str, factories: dict[str, Callable[[], object]]) -> list:

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from api.services import api_token_issue
 from jobs import dispatch, enqueue
@@ -598,6 +599,15 @@ def test_the_enqueue_page_labels_fields_in_words_and_lays_them_out_like_the_admi
     assert "Subscription Id" not in page and "Subscription ID" in page
     assert 'class="flex-container"><label for="id_payload-subscription_id" class="required">' in page
     assert page.count('class="form-row"') >= 5
+
+
+def test_the_enqueue_page_helps_with_each_field_from_the_payload_schemas_description(admin_client):
+    from reports.handler import GeneratePayload
+
+    page = admin_client.get("/admin/jobs/jobrun/enqueue/?job_type=reports.generate").content.decode()
+    for name, field in GeneratePayload.model_fields.items():
+        assert field.description, name  # every field of the schema says what it is for
+        assert escape(field.description) in page, name
 
 
 def test_a_cross_field_error_reads_as_a_sentence_next_to_the_field_it_names(admin_client, tier_configs):
