@@ -16,7 +16,6 @@ import logging
 import time
 from datetime import timedelta
 
-import redis
 from django.db import close_old_connections
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
@@ -271,7 +270,7 @@ class KordantScheduler(Scheduler):
         except NoSuchJobError:
             self.cancel(job_id)
             return
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_DOWN:
             raise
         except Exception as error:  # a key that is no hash, say
             self._quarantine(member, f"unloadable job ({type(error).__name__}: {shown(str(error))})")
@@ -281,7 +280,7 @@ class KordantScheduler(Scheduler):
             return
         try:
             self.enqueue_job(job)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        except REDIS_DOWN:
             raise
         except Exception as error:  # rq-scheduler's own fields (meta repeat, interval, cron_string)
             self._quarantine(member, f"rq-scheduler could not enqueue it ({type(error).__name__}: {shown(str(error))})")

@@ -278,7 +278,7 @@ class KordantWorkerMixin:
         while True:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except REDIS_DOWN:
                 raise
             except Exception as error:
                 # RQ could not even load the job (an id it refuses, a key that is no hash);
