@@ -160,6 +160,10 @@ class SchedulerConfig(models.Model):
         SKIP = "skip", "Skip a tick while the previous run is active"
         ALLOW = "allow", "Allow overlapping runs"
 
+    class CatchUp(models.TextChoices):
+        ONE = "one", "One catch-up run for the ticks missed"
+        NONE = "none", "No run for missed ticks: wait for the next one"
+
     tier = models.CharField(max_length=16, choices=Subscription.Tier.choices)
     job_type = models.CharField(max_length=100)
     frequency = models.CharField(
@@ -182,6 +186,12 @@ class SchedulerConfig(models.Model):
         help_text="Queue for these runs; empty means the job type's own.",
     )
     overlap = models.CharField(max_length=8, choices=Overlap.choices, default=Overlap.SKIP)
+    catch_up = models.CharField(
+        max_length=8,
+        choices=CatchUp.choices,
+        default=CatchUp.ONE,
+        help_text="What a schedule does about ticks missed while no scheduler ran or scheduling was paused.",
+    )
     run_on_change = models.BooleanField(
         default=False, help_text="Also run as soon as a watched item changes (real-time monitoring)."
     )
@@ -230,11 +240,89 @@ class SchedulerConfig(models.Model):
             raise ValidationError({"frequency": f"Unknown frequency {self.frequency!r}."})
 
 
-class Schedule(models.Model):
-    """One subscription's recurring run of one config. rq-scheduler holds one entry per enabled row."""
+class PeriodicJob(models.Model):
+    """A job of any type on a schedule of its own, defined in the database: built in, an
+    operator's, or a customer's (owner). It fires through its one Schedule row, so tier
+    schedules and periodic jobs share one firing path, one set of rules and one guarantee."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="schedules")
-    config = models.ForeignKey(SchedulerConfig, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=200)
+    job_type = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True, help_text="Validated against the job type's schema.")
+    frequency = models.CharField(
+        max_length=16,
+        choices=SchedulerConfig.Frequency.choices,
+        blank=True,
+        help_text="Spread over the period by the job's id. Leave empty to use the cron expression.",
+    )
+    cron_expression = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_cron],
+        help_text="Five fields, on the clock of the timezone below. Used only when no frequency is set.",
+    )
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    enabled = models.BooleanField(default=True)
+    priority = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[(name, name) for name in QUEUES],
+        help_text="Queue for these runs; empty means the job type's own.",
+    )
+    # Its own retry policy; empty means the job type's.
+    max_attempts = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Attempts per run, the first included; empty means the job type's."
+    )
+    retry_delays = models.JSONField(
+        null=True, blank=True, help_text="Seconds before each retry, e.g. [60, 300]; empty means the job type's."
+    )
+    overlap = models.CharField(
+        max_length=8, choices=SchedulerConfig.Overlap.choices, default=SchedulerConfig.Overlap.SKIP
+    )
+    catch_up = models.CharField(
+        max_length=8, choices=SchedulerConfig.CatchUp.choices, default=SchedulerConfig.CatchUp.ONE
+    )
+    description = models.CharField(max_length=300, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="periodic_jobs",
+        help_text="The customer who manages it; empty for the system's and operators' jobs.",
+    )
+    builtin = models.BooleanField(default=False, editable=False, help_text="Part of the system: cannot be deleted.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Names are unique among the system's jobs and within each customer's own:
+            # a customer's name must not collide with (or reveal) another customer's.
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(owner__isnull=True), name="periodicjob_unique_system_name"
+            ),
+            models.UniqueConstraint(fields=["owner", "name"], name="periodicjob_unique_name_per_owner"),
+        ]
+        indexes = [models.Index(fields=["job_type"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Schedule(models.Model):
+    """One recurring timing with its bookkeeping: a subscription's run of its tier's config, or
+    a periodic job's. rq-scheduler holds one entry per enabled row; both kinds fire alike."""
+
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules"
+    )
+    config = models.ForeignKey(
+        SchedulerConfig, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules"
+    )
+    periodic_job = models.OneToOneField(
+        PeriodicJob, null=True, blank=True, on_delete=models.CASCADE, related_name="schedule"
+    )
     cron_expression = models.CharField(
         max_length=100, validators=[validate_cron], help_text="The config's timing after this subscription's spread."
     )
@@ -252,13 +340,18 @@ class Schedule(models.Model):
         ordering = ["next_run_at"]
         constraints = [
             models.UniqueConstraint(fields=["subscription", "config"], name="schedule_one_per_subscription_and_config"),
+            # A tier schedule (subscription and config) or a periodic job's, never a mix.
+            models.CheckConstraint(
+                condition=Q(subscription__isnull=False, config__isnull=False, periodic_job__isnull=True)
+                | Q(subscription__isnull=True, config__isnull=True, periodic_job__isnull=False),
+                name="schedule_tier_or_periodic",
+            ),
         ]
         indexes = [models.Index(fields=["config", "enabled"])]
 
     def __str__(self) -> str:
-        return (
-            f"{self.config.job_type} for subscription {self.subscription_id} ({self.cron_expression}, {self.timezone})"
-        )
+        whose = f"periodic job {self.periodic_job}" if self.is_periodic else f"subscription {self.subscription_id}"
+        return f"{self.job_type} for {whose} ({self.cron_expression}, {self.timezone})"
 
     def save(self, *args, **kwargs):
         # Pausing a schedule whose timing was broken behind the ORM's back must still work.
@@ -268,11 +361,24 @@ class Schedule(models.Model):
         super().save(*args, **kwargs)
 
     @property
+    def is_periodic(self) -> bool:
+        return self.periodic_job_id is not None
+
+    @property
+    def definition(self) -> SchedulerConfig | PeriodicJob:
+        """What this schedule runs and how: its tier's config, or its periodic job."""
+        return self.periodic_job if self.is_periodic else self.config
+
+    @property
+    def job_type(self) -> str:
+        return self.definition.job_type
+
+    @property
     def state(self) -> str:
         """Whether it runs, and if not why: the rule SCHEDULE_STATE_FILTERS says in SQL."""
-        if not self.enabled:
+        if not self.enabled or (self.is_periodic and not self.periodic_job.enabled):
             return ScheduleState.PAUSED
-        if not self.config.enabled:
+        if not self.is_periodic and not self.config.enabled:
             return ScheduleState.WAITING
         if self.next_run_at is None:
             return ScheduleState.BROKEN
@@ -294,7 +400,7 @@ class Schedule(models.Model):
                 next_run_after(self.cron_expression, self.timezone, timezone.now())
             except ValueError as exc:
                 return f"Its next run cannot be computed, so it never fires: {exc}"
-            return "It has no next run yet: the next sync of its tier computes it."
+            return "It has no next run yet: the next sync computes it."
         return ScheduleState(state).label
 
     @property
@@ -310,12 +416,33 @@ class ScheduleState(models.TextChoices):
 
 
 # Schedule.state as query filters: tests/jobs/test_models.py holds both to one table of cases.
+# A tier schedule runs while its config is enabled, a periodic job's while the job is.
+# (Across the nullable joins, a comparison with the other kind's missing row is never true.)
+DEFINITION_ENABLED = Q(config__enabled=True) | Q(periodic_job__enabled=True)
 SCHEDULE_STATE_FILTERS = {
-    ScheduleState.ACTIVE: Q(enabled=True, config__enabled=True, next_run_at__isnull=False),
-    ScheduleState.PAUSED: Q(enabled=False),
+    ScheduleState.ACTIVE: Q(enabled=True, next_run_at__isnull=False) & DEFINITION_ENABLED,
+    ScheduleState.PAUSED: Q(enabled=False) | Q(periodic_job__enabled=False),
     ScheduleState.WAITING: Q(enabled=True, config__enabled=False),
-    ScheduleState.BROKEN: Q(enabled=True, config__enabled=True, next_run_at__isnull=True),
+    ScheduleState.BROKEN: Q(enabled=True, next_run_at__isnull=True) & DEFINITION_ENABLED,
 }
+
+
+class SchedulingSwitch(models.Model):
+    """The one switch that pauses all scheduling (maintenance): while paused nothing fires;
+    on resume every schedule follows its catch-up policy. A single row, pk 1."""
+
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = "scheduling switch"
+
+    def __str__(self) -> str:
+        return "Scheduling paused" if self.paused else "Scheduling running"
 
 
 def _saves_any(update_fields, *names: str) -> bool:
