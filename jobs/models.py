@@ -6,7 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.cron import FREQUENCIES, validate_cron
+from jobs.cron import FREQUENCIES, spread_cron, validate_cron
+from jobs.errors import PayloadInvalid, describe_field_errors
 from jobs.registry import QUEUES, registry
 from kordant.models import Subscription, validate_timezone
 
@@ -60,6 +61,8 @@ class JobRun(models.Model):
 
     attempt = models.PositiveSmallIntegerField(default=0, help_text="Attempts started so far.")
     max_attempts = models.PositiveSmallIntegerField(default=1)
+    # A periodic job's own retry policy travels with its runs; empty means the job type's delays.
+    retry_delays = models.JSONField(null=True, blank=True)
     timeout = models.PositiveIntegerField(help_text="Seconds an attempt may run.")
     scheduled_for = models.DateTimeField(null=True, blank=True, help_text="Not before this time.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -308,6 +311,39 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        """The job type, its payload, the timing and the retry policy, each error at its field."""
+        errors: dict[str, list[str]] = {}
+        if self.job_type not in registry:
+            errors["job_type"] = [f"Unknown job type {self.job_type!r}; choose one of {', '.join(registry.names())}."]
+        else:
+            try:
+                registry.get(self.job_type).validate(self.payload)
+            except PayloadInvalid as exc:
+                errors["payload"] = [describe_field_errors(exc.errors)]
+        if bool(self.frequency) == bool(self.cron_expression):
+            errors["cron_expression"] = ["Give either a frequency or a cron expression, not both and not neither."]
+        elif self.frequency and self.frequency not in FREQUENCIES:
+            errors["frequency"] = [f"Unknown frequency {self.frequency!r}."]
+        delays = self.retry_delays
+        if delays is not None and not (
+            isinstance(delays, list)
+            and len(delays) <= 25
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 7 * 86400 for d in delays)
+        ):
+            errors["retry_delays"] = ["A list of at most 25 whole seconds, each between 0 and 604800 (7 days)."]
+        if self.max_attempts is not None and not 1 <= self.max_attempts <= 26:
+            errors["max_attempts"] = ["Between 1 and 26 attempts."]
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def timing_cron(self) -> str:
+        """The cron its schedule runs on: the cron expression, or the frequency spread by the job's id."""
+        if self.frequency:
+            return spread_cron(self.frequency, self.pk, self.job_type)
+        return self.cron_expression
 
 
 class Schedule(models.Model):

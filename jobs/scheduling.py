@@ -153,6 +153,17 @@ def scheduler_config_set_enabled(config: SchedulerConfig, enabled: bool) -> Sche
     return config
 
 
+def schedule_entry_follow(schedule: Schedule) -> None:
+    """After commit: the schedule's entry follows its row (written at its next run, or removed)."""
+    definition_enabled = schedule.definition.enabled
+    wanted = {schedule.pk: _entry_time(schedule.enabled, definition_enabled, schedule.next_run_at)}
+    try:
+        _entries_follow(wanted)
+    except (redis.RedisError, OSError) as exc:
+        # The row is committed; sync_schedules (at start and hourly) restores the entry.
+        logger.warning("schedule %s: Redis unavailable (%s); sync_schedules will restore its entry", schedule.pk, exc)
+
+
 def schedule_entry_removed(schedule_id: int) -> None:
     """A schedule row was deleted: its entry goes too."""
     entries.entries_remove([schedule_id])

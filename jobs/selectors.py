@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs import dispatch, entries
 from jobs.entrypoints import quarantined
-from jobs.models import JobRun
+from jobs.models import JobRun, SchedulingSwitch
 from jobs.registry import QUEUES
 from jobs.scheduling import HEARTBEAT_KEY
 
@@ -286,3 +286,13 @@ def job_run_duration_histogram(buckets: tuple[float, ...]) -> dict[str, dict]:
         }
         for row in rows
     }
+
+
+def scheduling_switch_get():
+    """The scheduling switch (a single row): paused or running, since when, by whom and why."""
+    return SchedulingSwitch.objects.filter(pk=1).first() or SchedulingSwitch(pk=1)
+
+
+def scheduling_paused() -> bool:
+    """Whether an operator has paused all scheduling."""
+    return SchedulingSwitch.objects.filter(pk=1, paused=True).exists()

@@ -44,6 +44,9 @@ class EnqueueRequest:
     subscription: Any = None
     trigger: str = JobRun.Trigger.API
     schedule: Any = None
+    # A periodic job's own retry policy; None means the job type's.
+    max_attempts: int | None = None
+    retry_delays: list[int] | None = None
 
 
 def enqueue(
@@ -58,9 +61,14 @@ def enqueue(
     subscription=None,
     trigger: str = JobRun.Trigger.API,
     schedule=None,
+    max_attempts: int | None = None,
+    retry_delays: list[int] | None = None,
 ) -> JobRun:
     """Create a run in the caller's transaction; it reaches Redis only when that transaction commits."""
-    request = EnqueueRequest(job_type, payload, priority, delay, at, dedupe_key, user, subscription, trigger, schedule)
+    request = EnqueueRequest(
+        job_type, payload, priority, delay, at, dedupe_key, user, subscription, trigger, schedule,
+        max_attempts, retry_delays,
+    )  # fmt: skip
     run = _build_run(request, timezone.now())
     with transaction.atomic():
         if run.supersede_key:
@@ -123,7 +131,8 @@ def _build_run(request: EnqueueRequest, now: datetime) -> JobRun:
         dedupe_key=request.dedupe_key or keys["dedupe_key"],
         singleton_key=keys["singleton_key"],
         supersede_key=keys["supersede_key"],
-        max_attempts=job_type.max_attempts,
+        max_attempts=request.max_attempts or job_type.max_attempts,
+        retry_delays=request.retry_delays,
         timeout=job_type.timeout,
         scheduled_for=scheduled_for,
     )
@@ -337,7 +346,8 @@ def job_run_mark_failed(
     """Record a failed attempt: schedule the next one, or fail for good. Returns the new status, None if stale."""
     now = timezone.now()
     job_type = registry.get(run.job_type) if run.job_type in registry else None
-    delays = job_type.retry_delays if job_type else ()
+    # A periodic job's runs carry its own delays; others follow their job type.
+    delays = run.retry_delays if run.retry_delays is not None else (job_type.retry_delays if job_type else ())
     attempts_left = run.attempt < run.max_attempts and run.attempt <= len(delays)
     fields = {
         "error": error[:10_000],
