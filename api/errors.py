@@ -22,6 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from api.parsers import RequestTooLarge
 from jobs.errors import InvalidTransition, NotSchedulable, PayloadInvalid, UnknownJobType
+from jobs.periodic import NotOpenToCustomers, PeriodicJobProtected
 from reports.errors import ReportPeriodInvalid, ReportQueueFull
 
 
@@ -70,6 +71,10 @@ def _translate(exc: Exception) -> Exception:
         return FieldsInvalid(exc.fields, code="invalid", message=str(exc))
     if isinstance(exc, ReportQueueFull):
         return TooManyQueued(str(exc))
+    if isinstance(exc, NotOpenToCustomers):
+        return exceptions.PermissionDenied(str(exc))
+    if isinstance(exc, PeriodicJobProtected):
+        return Conflict(exc.message, code="protected")
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(model_errors(exc))
     return exc

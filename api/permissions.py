@@ -35,6 +35,15 @@ class SchedulerConfigAccess(BasePermission):
         return operators.may_edit_scheduler_configs(request.user)
 
 
+class MayEditSchedulerConfigs(BasePermission):
+    """Pause and resume all scheduling: whoever may edit the tier table (`jobs.schedulers`)."""
+
+    message = "Only holders of the jobs.schedulers permission may pause or resume scheduling."
+
+    def has_permission(self, request, view) -> bool:
+        return operators.may_edit_scheduler_configs(request.user)
+
+
 class OwnerOrMayChange(BasePermission):
     """A change to one object: its owner, or staff with the model's change permission.
 
@@ -45,3 +54,12 @@ class OwnerOrMayChange(BasePermission):
 
     def has_object_permission(self, request, view, obj) -> bool:
         return operators.owns(request.user, view.owner_id(obj)) or operators.may_change_others(request.user, type(obj))
+
+
+class OwnerOrMayTrigger(BasePermission):
+    """Run one object's job now: its owner, or staff who may run jobs (as "run now" in the admin)."""
+
+    message = "Only the owner, or staff with the permission to run jobs, may do this."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return operators.owns(request.user, view.owner_id(obj)) or operators.may_trigger_runs(request.user)

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import JSONField, Q, QuerySet
 
 from jobs import selectors as job_selectors
-from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
+from jobs.models import JobEvent, JobRun, PeriodicJob, Schedule, SchedulerConfig
 from jobs.operators import may_view_all
 from kordant.models import Subscription
 from reports.models import Report
@@ -119,6 +119,11 @@ def job_run_etag(run: JobRun) -> str:
 
 def schedules_visible(user) -> QuerySet[Schedule]:
     return _own(Schedule.objects.select_related("config"), user, "subscription__user").order_by("pk")
+
+
+def periodic_jobs_visible(user) -> QuerySet[PeriodicJob]:
+    """Periodic jobs the user may see: their own; staff who may view periodic jobs: all."""
+    return _own(PeriodicJob.objects.select_related("schedule"), user, "owner")
 
 
 def scheduler_configs_all() -> QuerySet[SchedulerConfig]:

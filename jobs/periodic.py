@@ -10,17 +10,27 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import operators
+from jobs.cron import cron_normalise
+from jobs.errors import JobError, PayloadInvalid
 from jobs.models import JobRun, PeriodicJob, Schedule, SchedulingSwitch
+from jobs.registry import registry
 from jobs.scheduling import next_run_or_none, schedule_entry_follow
 from jobs.services import enqueue
 
 
 class PeriodicJobProtected(ValidationError):
     """A built-in periodic job cannot be deleted (disable it instead)."""
+
+
+class NotOpenToCustomers(JobError):
+    """A customer named a job type that customers may not schedule for themselves."""
 
 
 def periodic_job_create(**fields) -> PeriodicJob:
@@ -43,6 +53,66 @@ def periodic_job_save(job: PeriodicJob) -> PeriodicJob:
         schedule = _schedule_follow(job)
         transaction.on_commit(partial(schedule_entry_follow, schedule))
     return job
+
+
+def periodic_job_save_as(job: PeriodicJob, user) -> PeriodicJob:
+    """Save a periodic job on someone's behalf: staff who may change periodic jobs as given;
+    anyone else as a customer, owning it, under the customer rules and limit."""
+    if operators.may_change_others(user, PeriodicJob):
+        return periodic_job_save(job)
+    if job._state.adding:
+        job.owner = user
+    customer_rules_check(job, user)
+    with transaction.atomic():
+        if job._state.adding:
+            # The customer's row is the lock: two creates at once count one after the other.
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            owned = PeriodicJob.objects.filter(owner=user).count()
+            limit = settings.JOBS_PERIODIC_JOBS_PER_CUSTOMER
+            if owned >= limit:
+                raise ValidationError(
+                    f"You have {owned} periodic jobs, the most a customer may have ({limit}); delete one first."
+                )
+        return periodic_job_save(job)
+
+
+def customer_rules_check(job: PeriodicJob, user) -> None:
+    """What a customer may put on a periodic job of their own, or why not.
+
+    Only types that declare a customer check (their payload must name the customer's own
+    objects), on the type's own queue and retry policy, at most once an hour.
+    """
+    if job.job_type not in registry:
+        return  # full_clean reports an unknown type at its field, as for anyone
+    declared = registry.get(job.job_type)
+    if not declared.open_to_customers:
+        raise NotOpenToCustomers(
+            f"Customers may not schedule {job.job_type!r}; they may schedule: {', '.join(registry.customer_names())}."
+        )
+    errors: dict[str, list[str]] = {}
+    try:
+        payload = declared.validate(job.payload)
+    except PayloadInvalid:
+        pass  # full_clean reports it at the payload field
+    else:
+        problems = declared.customer_check(payload, user)
+        if problems:
+            errors["payload"] = [f"{name}: {problem}" for name, problem in problems.items()]
+    if job.priority:
+        errors["priority"] = ["Your periodic jobs run on their job type's queue: leave it empty."]
+    if job.max_attempts is not None:
+        errors["max_attempts"] = ["Your periodic jobs follow their job type's retry policy: leave it empty."]
+    if job.retry_delays is not None:
+        errors["retry_delays"] = ["Your periodic jobs follow their job type's retry policy: leave it empty."]
+    if job.cron_expression:
+        try:
+            minute = cron_normalise(job.cron_expression).split()[0]
+        except ValueError:
+            minute = "0"  # full_clean reports the expression itself
+        if not minute.isdecimal():
+            errors["cron_expression"] = ["Your periodic jobs run at most once an hour: give one minute, e.g. 0."]
+    if errors:
+        raise ValidationError(errors)
 
 
 def periodic_job_set_enabled(job: PeriodicJob, enabled: bool) -> PeriodicJob:

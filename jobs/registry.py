@@ -71,6 +71,10 @@ class JobType:
     # the queues it serves: what it loads (a PDF engine, fonts, a model) is then shared by
     # every work horse instead of loaded again in each.
     warm_up: Callable[[], None] | None = None
+    # Whether customers may run this type on periodic jobs of their own, and how: given a
+    # valid payload and the customer, it returns {field: problem} for every part of the
+    # payload that is not theirs (empty: all theirs). Types without one stay staff-only.
+    customer_check: Callable[[Any, Any], dict[str, str]] | None = None
     description: str = field(default="")
 
     @property
@@ -82,6 +86,10 @@ class JobType:
         if self.schedule_payload is None:
             raise NotSchedulable(f"Job type {self.name!r} cannot run on a schedule: it declares no scheduled payload")
         return self.schedule_payload(tick)
+
+    @property
+    def open_to_customers(self) -> bool:
+        return self.customer_check is not None
 
     @property
     def max_attempts(self) -> int:
@@ -143,6 +151,10 @@ class Registry:
         """The types a SchedulerConfig may name: those that declare a scheduled payload."""
         return [name for name in self.names() if self._types[name].schedulable]
 
+    def customer_names(self) -> list[str]:
+        """The types customers may put on periodic jobs of their own."""
+        return [name for name in self.names() if self._types[name].open_to_customers]
+
     def all(self) -> list[JobType]:
         return [self._types[name] for name in self.names()]
 
@@ -166,6 +178,8 @@ def _check_declaration(job_type: JobType) -> None:
         problems.append("handler must be callable")
     if job_type.warm_up is not None and not callable(job_type.warm_up):
         problems.append("warm_up must be callable")
+    if job_type.customer_check is not None and not callable(job_type.customer_check):
+        problems.append("customer_check must be callable")
     if problems:
         raise ValueError(f"Bad declaration of job type {job_type.name!r}: {'; '.join(problems)}")
 
@@ -185,6 +199,7 @@ def job_type(
     supersede_key: KeyFunction | None = None,
     schedule_payload: Callable[[ScheduleTick], dict] | None = None,
     warm_up: Callable[[], None] | None = None,
+    customer_check: Callable[[Any, Any], dict[str, str]] | None = None,
 ):
     """Declare a job type; the decorated function `handler(ctx, payload)` runs it."""
 
@@ -202,6 +217,7 @@ def job_type(
                 supersede_key=supersede_key,
                 schedule_payload=schedule_payload,
                 warm_up=warm_up,
+                customer_check=customer_check,
                 description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
             )
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import redis
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.db.models.functions import TruncHour
@@ -12,7 +14,7 @@ from django.utils import timezone
 
 from jobs import dispatch, entries
 from jobs.entrypoints import quarantined
-from jobs.models import JobRun, SchedulingSwitch
+from jobs.models import SCHEDULE_STATE_FILTERS, JobRun, Schedule, SchedulingSwitch
 from jobs.registry import QUEUES
 from jobs.scheduling import HEARTBEAT_KEY
 
@@ -296,3 +298,38 @@ def scheduling_switch_get():
 def scheduling_paused() -> bool:
     """Whether an operator has paused all scheduling."""
     return SchedulingSwitch.objects.filter(pk=1, paused=True).exists()
+
+
+def scheduler_state(*, connection=None) -> dict:
+    """Whether scheduling runs (the switch, then the heartbeat), and schedules per state, tier and periodic apart."""
+    switch = scheduling_switch_get()
+    try:
+        beat = scheduler_heartbeat(connection=connection)
+    except (redis.RedisError, OSError):
+        beat = None
+    if switch.paused:
+        state = "paused"
+    elif beat is None:
+        state = "missing"
+    elif beat["age_seconds"] > settings.JOBS_MONITOR_HEARTBEAT_SECONDS:
+        state = "stale"
+    else:
+        state = "running"
+    counts = {"tier": {}, "periodic": {}}
+    for name, condition in SCHEDULE_STATE_FILTERS.items():
+        by_kind = Schedule.objects.filter(condition).aggregate(
+            tier=Count("pk", filter=Q(periodic_job__isnull=True)),
+            periodic=Count("pk", filter=Q(periodic_job__isnull=False)),
+        )
+        counts["tier"][str(name)] = by_kind["tier"]
+        counts["periodic"][str(name)] = by_kind["periodic"]
+    return {
+        "state": state,
+        "paused": switch.paused,
+        "changed_at": switch.changed_at,
+        "changed_by": switch.changed_by.get_username() if switch.changed_by_id else None,
+        "reason": switch.reason,
+        "heartbeat": beat,
+        "schedules": counts["tier"],
+        "periodic_jobs": counts["periodic"],
+    }

@@ -256,6 +256,8 @@ JOBS_ASYNC_COMMIT = env.bool("JOBS_ASYNC_COMMIT", default=True)
 JOBS_SYNC_INLINE_LIMIT = env.int("JOBS_SYNC_INLINE_LIMIT", default=1000)
 # A real-time (on change) run waits this long, so a burst of edits makes one run.
 JOBS_EVENT_COALESCE_SECONDS = env.int("JOBS_EVENT_COALESCE_SECONDS", default=5)
+# How many periodic jobs of their own a customer may have (through the API).
+JOBS_PERIODIC_JOBS_PER_CUSTOMER = env.int("JOBS_PERIODIC_JOBS_PER_CUSTOMER", default=10)
 # The jobs.monitor job (every minute) emails staff when one of these is exceeded, once per
 # incident: an incident ends after its check has been fine for the whole cooldown.
 JOBS_MONITOR_QUEUE_DEPTH = env.int("JOBS_MONITOR_QUEUE_DEPTH", default=1000)

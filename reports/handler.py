@@ -1,8 +1,10 @@
-"""`reports.generate`: the RQ entry point that makes one period's PDF report."""
+"""`reports.generate` makes one period's PDF report; `reports.recent` the last few days' (customers schedule it)."""
 
+import zoneinfo
 from datetime import date
 from typing import Literal
 
+from django.utils import timezone
 from pydantic import Field, ValidationInfo, field_validator
 
 from jobs import Payload, job_type
@@ -10,7 +12,7 @@ from jobs.errors import PermanentJobError
 from jobs.registry import ScheduleTick
 from kordant.models import Subscription
 from reports.errors import ReportRenderFailed
-from reports.periods import period_just_ended, period_problems
+from reports.periods import last_days, period_just_ended, period_problems
 from reports.rendering import pdf_engine_warm_up
 from reports.services import report_generate
 
@@ -70,3 +72,37 @@ def reports_generate(ctx, payload: GeneratePayload) -> dict:
         # of range, a context the template cannot use): retrying only repeats the work and the alerts.
         raise PermanentJobError(f"{type(exc).__name__}: {exc}") from exc
     return {"report_id": report.pk, "pages": report.page_count, "bytes": report.size_bytes, "checksum": report.checksum}
+
+
+class RecentPayload(Payload):
+    subscription_id: int = Field(description="Your subscription the report is about; you get the e-mail.")
+    days: int = Field(7, ge=1, le=366, description="How many days it covers, up to yesterday on your clock.")
+
+
+def own_subscription(payload: RecentPayload, user) -> dict[str, str]:
+    """A customer may schedule reports of their own subscriptions only."""
+    if Subscription.objects.filter(pk=payload.subscription_id, user_id=user.pk).exists():
+        return {}
+    return {"subscription_id": "Not one of your subscriptions."}
+
+
+@job_type(
+    "reports.recent",
+    payload=RecentPayload,
+    queue="low",
+    timeout=600,
+    singleton_key=lambda p: f"report:{p.subscription_id}:recent",
+    warm_up=pdf_engine_warm_up,
+    customer_check=own_subscription,
+)
+def reports_recent(ctx, payload: RecentPayload) -> dict:
+    """Report on the last few days up to yesterday: what a customer's periodic report runs."""
+    subscription = Subscription.objects.filter(pk=payload.subscription_id).first()
+    if subscription is None:
+        raise PermanentJobError(f"subscription {payload.subscription_id} does not exist")
+    today = timezone.now().astimezone(zoneinfo.ZoneInfo(subscription.timezone)).date()
+    start, end = last_days(today, payload.days)
+    # The same work as a requested report of that period: one definition of what a report is.
+    return reports_generate(
+        ctx, GeneratePayload(subscription_id=subscription.pk, kind="on_demand", period_start=start, period_end=end)
+    )

@@ -53,6 +53,12 @@ def last_full_month(today: date) -> tuple[date, date]:
     return end.replace(day=1), end
 
 
+def last_days(today: date, days: int) -> tuple[date, date]:
+    """The `days` days up to and including yesterday."""
+    end = today - timedelta(days=1)
+    return end - timedelta(days=days - 1), end
+
+
 def period_just_ended(frequency: str, at: datetime | None, tz_name: str) -> tuple[str, date, date]:
     """(kind, start, end) of the period that ended before `at` (now if None) in `tz_name`.
 

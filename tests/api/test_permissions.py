@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from jobs.models import JobRun, Schedule, SchedulerConfig
+from jobs.models import JobRun, PeriodicJob, Schedule, SchedulerConfig
 from scanners.darkwatch.models import Alert
 from scanners.hometitle.models import TitleChange
 from tests.api.factories import (
@@ -171,6 +171,85 @@ def request_report(sub):
     )
 
 
+def _customer_job(sub, **fields):
+    from jobs.periodic import periodic_job_create
+
+    values = {"name": "weekly report", "job_type": "reports.recent", "cron_expression": "0 9 * * 1"}
+    return periodic_job_create(owner=sub.user, payload={"subscription_id": sub.pk}, **{**values, **fields})
+
+
+def add_periodic_job(sub):
+    body = {
+        "name": "weekly report",
+        "job_type": "reports.recent",
+        "payload": {"subscription_id": sub.pk},
+        "cron_expression": "0 9 * * 1",
+        "timezone": "Europe/London",
+    }
+    return Attempt("/api/v1/periodic-jobs/", body, lambda: PeriodicJob.objects.filter(name="weekly report").first())
+
+
+def change_periodic_job(partial: bool):
+    def arrange(sub):
+        job = _customer_job(sub)
+        body = {"cron_expression": "0 10 * * 1"}
+        if not partial:
+            body.update(name=job.name, job_type=job.job_type, payload=job.payload)
+        return Attempt(
+            f"/api/v1/periodic-jobs/{job.pk}/",
+            body,
+            lambda: _reloaded(PeriodicJob, job.pk, lambda j: j.cron_expression == "0 10 * * 1"),
+        )
+
+    return arrange
+
+
+def delete_periodic_job(sub):
+    job = _customer_job(sub)
+    return Attempt(
+        f"/api/v1/periodic-jobs/{job.pk}/",
+        None,
+        lambda: None if PeriodicJob.objects.filter(pk=job.pk).exists() else job,
+    )
+
+
+def periodic_job_set(enabled: bool):
+    def arrange(sub):
+        job = _customer_job(sub, enabled=not enabled)
+        verb = "enable" if enabled else "disable"
+        return Attempt(
+            f"/api/v1/periodic-jobs/{job.pk}/{verb}/",
+            None,
+            lambda: _reloaded(PeriodicJob, job.pk, lambda j: j.enabled == enabled),
+        )
+
+    return arrange
+
+
+def trigger_periodic_job(sub):
+    job = _customer_job(sub)
+    return Attempt(
+        f"/api/v1/periodic-jobs/{job.pk}/trigger/",
+        None,
+        lambda: job if JobRun.objects.filter(schedule__periodic_job=job, trigger="manual").exists() else None,
+    )
+
+
+def scheduling_set(paused: bool):
+    def arrange(sub):
+        from jobs.models import SchedulingSwitch
+
+        SchedulingSwitch.objects.update_or_create(pk=1, defaults={"paused": not paused})
+        verb = "pause" if paused else "resume"
+        return Attempt(
+            f"/api/v1/scheduler/{verb}",
+            {"reason": "maintenance"} if paused else None,
+            lambda: _reloaded(SchedulingSwitch, 1, lambda s: s.paused == paused),
+        )
+
+    return arrange
+
+
 # Every write endpoint of the API. A new one fails test_every_write_endpoint_is_in_the_table
 # until it is added here, with the rule it follows.
 WRITES: dict[tuple[str, str], Write] = {
@@ -189,6 +268,15 @@ WRITES: dict[tuple[str, str], Write] = {
     ("api:titlechange-acknowledge", "post"): Write("owner_or_change", CHANGE, set_finding(TitleChange, "acknowledged")),
     ("api:titlechange-resolve", "post"): Write("owner_or_change", CHANGE, set_finding(TitleChange, "resolved")),
     ("api:report-list", "post"): Write("owner_or_trigger", ADDITION, request_report),
+    ("api:periodicjob-list", "post"): Write("owner_or_change", ADDITION, add_periodic_job),
+    ("api:periodicjob-detail", "put"): Write("owner_or_change", CHANGE, change_periodic_job(partial=False)),
+    ("api:periodicjob-detail", "patch"): Write("owner_or_change", CHANGE, change_periodic_job(partial=True)),
+    ("api:periodicjob-detail", "delete"): Write("owner_or_change", DELETION, delete_periodic_job),
+    ("api:periodicjob-enable", "post"): Write("owner_or_change", CHANGE, periodic_job_set(True)),
+    ("api:periodicjob-disable", "post"): Write("owner_or_change", CHANGE, periodic_job_set(False)),
+    ("api:periodicjob-trigger", "post"): Write("owner_or_trigger", CHANGE, trigger_periodic_job),
+    ("api:scheduler-pause", "post"): Write("schedulers", CHANGE, scheduling_set(True)),
+    ("api:scheduler-resume", "post"): Write("schedulers", CHANGE, scheduling_set(False)),
 }
 # Writes that change no one's data: a login (its own throttles and tests, tests/api/test_auth.py).
 NOT_ADMIN_CHANGES = {("api:token", "post")}
