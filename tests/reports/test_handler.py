@@ -159,3 +159,40 @@ def test_a_plus_subscriptions_monthly_schedule_makes_last_months_report(run_work
     }
     assert run.status == "completed", run.error
     assert Report.objects.filter(subscription=subscription, kind="monthly", status="ready").count() == 1
+
+
+def test_a_customers_periodic_report_covers_the_last_days_up_to_yesterday_on_their_clock(
+    owner_subscription, run_worker
+):
+    from jobs.periodic import periodic_job_create, periodic_job_trigger_now
+
+    job = periodic_job_create(
+        name="weekly",
+        owner=owner_subscription.user,
+        job_type="reports.recent",
+        payload={"subscription_id": owner_subscription.pk, "days": 7},
+        cron_expression="0 9 * * 1",
+        timezone="Europe/Berlin",
+    )
+    # 23:30 UTC on Sunday 8 November is already Monday the 9th in Berlin: yesterday there is the 8th.
+    with time_machine.travel(utc(2026, 11, 8, 23, 30), tick=False):
+        run = periodic_job_trigger_now(job)
+        run_worker()
+    run.refresh_from_db()
+    assert run.status == "completed", run.error
+    report = Report.objects.get()
+    assert (report.kind, report.period_start, report.period_end) == (
+        "on_demand",
+        dt.date(2026, 11, 2),
+        dt.date(2026, 11, 8),
+    )
+    assert report.status == "ready"
+
+
+def test_reports_recent_is_open_to_customers_only_for_their_own_subscription(owner_subscription):
+    declared = registry.get("reports.recent")
+    payload = declared.validate({"subscription_id": owner_subscription.pk})
+    assert declared.customer_check(payload, owner_subscription.user) == {}
+    stranger = UserFactory()
+    assert "subscription_id" in declared.customer_check(payload, stranger)
+    assert registry.customer_names() == ["reports.recent"]
