@@ -9,6 +9,7 @@ private Redis and database.
 BENCHMARKS = [
     "job_core",
     "scheduling",
+    "celery_beat",
     "failover",
     "scanners",
     "webhooks",
