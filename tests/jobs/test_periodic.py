@@ -102,3 +102,54 @@ def test_the_switch_pauses_and_resumes():
     assert scheduling_paused()
     scheduling_resume()
     assert not scheduling_paused()
+
+
+def test_two_creates_at_once_cannot_both_slip_under_a_customers_limit(settings, monkeypatch):
+    """Each create counts the customer's jobs, then saves; the customer's row lock makes the second
+    count wait for the first save (PostgreSQL; SQLite runs one writer at a time anyway)."""
+    import contextlib
+    import threading
+
+    from django.db import connection
+
+    import jobs.periodic
+    from tests.factories import SubscriptionFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time anyway")
+    settings.JOBS_PERIODIC_JOBS_PER_CUSTOMER = 1
+    subscription = SubscriptionFactory()
+    customer = subscription.user
+    both_counted = threading.Barrier(2, timeout=1)
+    real_save = jobs.periodic.periodic_job_save
+
+    def save_after_both_counted(job):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_counted.wait()
+        return real_save(job)
+
+    monkeypatch.setattr(jobs.periodic, "periodic_job_save", save_after_both_counted)
+    outcomes = []
+
+    def create(name):
+        job = PeriodicJob(
+            name=name,
+            job_type="reports.recent",
+            payload={"subscription_id": subscription.pk},
+            cron_expression="0 9 * * 1",
+        )
+        try:
+            jobs.periodic.periodic_job_save_as(job, customer)
+            outcomes.append("created")
+        except ValidationError:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created", "refused"]
+    assert PeriodicJob.objects.filter(owner=customer).count() == 1
