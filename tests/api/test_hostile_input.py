@@ -16,6 +16,7 @@ from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 
 from jobs.models import JobRun, SchedulerConfig
+from jobs.periodic import periodic_job_create
 from reports.models import Report
 from tests.api.conftest import error_of
 from tests.api.factories import (
@@ -84,6 +85,13 @@ def lived_in(alice, bob):
             "voice-analyses": AnalysisJobFactory(subscription=subscription).pk,
             "reports": ReportFactory(subscription=subscription).pk,
             "scheduler-configs": SchedulerConfigFactory(tier=subscription.tier).pk,
+            "periodic-jobs": periodic_job_create(
+                name=f"{owner}'s weekly report",
+                owner=subscription.user,
+                job_type="reports.recent",
+                payload={"subscription_id": subscription.pk},
+                cron_expression="0 9 * * 1",
+            ).pk,
         }
     return objects
 
