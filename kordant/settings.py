@@ -214,7 +214,9 @@ NOTIFICATIONS_SMS_PER_HOUR = env.int("NOTIFICATIONS_SMS_PER_HOUR", default=10)
 # `manage.py webhook_keys rotate`.
 # (A blank value, as .env.example has, means the default.)
 WEBHOOK_SIGNING_KEYS_DIR = Path(env("WEBHOOK_SIGNING_KEYS_DIR", default="") or VAR_DIR / "webhook-keys")
-WEBHOOK_SIGNING_KEYS_GENERATE = env.bool("WEBHOOK_SIGNING_KEYS_GENERATE") if env("WEBHOOK_SIGNING_KEYS_GENERATE", default="") else DEBUG
+WEBHOOK_SIGNING_KEYS_GENERATE = (
+    env.bool("WEBHOOK_SIGNING_KEYS_GENERATE") if env("WEBHOOK_SIGNING_KEYS_GENERATE", default="") else DEBUG
+)
 
 # RemoveBrokers (scanners/removebrokers/): per-request HTTP timeout to brokers (s), days
 # before a submitted opt-out is re-checked (a broker may override), days before the

@@ -151,7 +151,9 @@ def _load(directory: str, stamp: int) -> tuple[SigningKey, ...]:
         if isinstance(private_key, rsa.RSAPrivateKey) and private_key.key_size < RSA_KEY_SIZE:
             raise SigningKeyUnavailable(f"{path} is a {private_key.key_size}-bit RSA key; at least 2048 bits")
         created = datetime.strptime(match["created"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        keys.append(SigningKey(kid=path.stem, algorithm=match["algorithm"], created_at=created, private_key=private_key))
+        keys.append(
+            SigningKey(kid=path.stem, algorithm=match["algorithm"], created_at=created, private_key=private_key)
+        )
     keys.sort(key=lambda key: (key.created_at, key.kid), reverse=True)
     return tuple(keys)
 

@@ -146,7 +146,7 @@ class WebhookSender(ProviderClient):
         payload: dict[str, Any],
         scheme: str = SignatureScheme.LEGACY,
     ) -> Delivery:
-        """POST one event signed by `scheme` to `url`; a 2xx answer is success, anything else raises (see module docstring)."""
+        """POST one event signed by `scheme` to `url`; a 2xx answer is success, anything else raises (see above)."""
         target = _checked_url(url)
         for name, value in (("event kind", event_kind), ("delivery id", delivery_id)):
             if not isinstance(value, str) or not _HEADER_TOKEN.fullmatch(value):
@@ -176,7 +176,7 @@ class WebhookSender(ProviderClient):
 def signature_headers(
     scheme: str, secret: str | Sequence[str], delivery_id: str, timestamp: int, body: bytes
 ) -> dict[str, str]:
-    """The headers that sign `body` under an endpoint's scheme (notifications/signatures.py); ValueError if it cannot be signed."""
+    """The headers that sign `body` by an endpoint's scheme (notifications/signatures.py); ValueError if it cannot."""
     if scheme == SignatureScheme.LEGACY:
         return {SIGNATURE_HEADER: sign(secret, timestamp, body)}
     if scheme == SignatureScheme.STANDARD:
