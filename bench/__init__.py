@@ -12,6 +12,7 @@ BENCHMARKS = [
     "failover",
     "scanners",
     "webhooks",
+    "webhook_signatures",
     "notifications",
     "voiceprint",
     "removebrokers",
