@@ -33,6 +33,9 @@ class WebhookKeysView(APIView):
     """Every key that may verify a signature, newest first per scheme; a receiver that meets an unknown
     key id (or a v1a signature no cached key verifies) fetches this again. No authentication: public keys."""
 
+    # Public keys for anyone: credentials are not read, so a stale token cannot stand between a receiver
+    # and the keys, and every caller is counted by the anonymous throttle, per address.
+    authentication_classes = []
     permission_classes = [AllowAny]
     # The keys are public and change only on rotation; caches may keep them a few minutes.
     max_age = 300

@@ -277,23 +277,6 @@ def test_an_unreadable_key_file_stops_signing_loudly_instead_of_falling_back(key
         signing_key_current("ed25519")
 
 
-def test_the_keys_endpoint_is_public_cacheable_and_in_the_schema(client, admin_client):
-    response = client.get("/api/v1/webhooks/keys")
-    assert response.status_code == 200 and response["Cache-Control"] == "public, max-age=300"
-    assert {key["scheme"] for key in response.json()["keys"]} == {"standard-ed25519", "rsa-sha256"}
-    assert "PRIVATE" not in response.content.decode()
-    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
-    assert "/api/v1/webhooks/keys" in schema["paths"]
-    assert not schema["paths"]["/api/v1/webhooks/keys"]["get"].get("security")  # no authentication
-
-
-def test_the_keys_endpoint_is_throttled_like_other_anonymous_requests(client, settings):
-    from api.throttles import AnonThrottle
-    from api.webhook_keys import WebhookKeysView
-
-    assert any(isinstance(throttle, AnonThrottle) for throttle in WebhookKeysView().get_throttles())
-
-
 # --- legacy ---------------------------------------------------------------------------------------
 
 
