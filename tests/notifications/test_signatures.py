@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -230,6 +231,23 @@ def test_after_a_rotation_both_keys_are_published_and_the_newest_signs(run_worke
         call_command("webhook_keys", "retire", new["kid"])
     call_command("webhook_keys", "retire", old["kid"])
     assert [key["kid"] for key in published_keys(client, scheme)] == [new["kid"]]
+
+
+@pytest.mark.parametrize("kid", ["../../etc/passwd", "rsa-20260101T000000Z-abcd", "", "ed25519-2026-x"])
+def test_retiring_a_key_that_is_not_there_or_not_a_key_id_touches_nothing(keys_dir, kid):
+    call_command("webhook_keys", "rotate", "--algorithm", "rsa")
+    before = sorted(keys_dir.iterdir())
+    with pytest.raises(CommandError, match="no webhook signing key"):
+        call_command("webhook_keys", "retire", kid)
+    assert sorted(keys_dir.iterdir()) == before
+
+
+def test_processes_generating_the_first_key_at_once_make_one(keys_dir):
+    from notifications.signing_keys import signing_key_current
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        kids = set(pool.map(lambda _: signing_key_current("rsa").kid, range(4)))
+    assert len(kids) == 1 and len(list(keys_dir.glob("rsa-*.pem"))) == 1
 
 
 def test_a_rotation_reaches_a_worker_that_already_signed_with_the_old_key(run_worker, receive, keys_dir):
