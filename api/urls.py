@@ -4,7 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from api import auth, domain, jobs, periodic, schedules, stats
+from api import auth, domain, jobs, periodic, schedules, stats, webhook_keys
 from api.errors import error_body
 
 app_name = "api"
@@ -17,7 +17,13 @@ class APIRoot(APIRootView):
     permission_classes = [AllowAny]
     schema = None  # a map of the contract, not an operation in it
     # Endpoints outside the router, by URL name, shown beside the router's lists.
-    extra = {"auth/token": "token", "stats": "stats", "metrics": "metrics", "scheduler": "scheduler"}
+    extra = {
+        "auth/token": "token",
+        "stats": "stats",
+        "metrics": "metrics",
+        "scheduler": "scheduler",
+        "webhooks/keys": "webhook-keys",
+    }
 
 
 class Router(DefaultRouter):
@@ -48,6 +54,7 @@ urlpatterns = [
     path("scheduler", periodic.SchedulerView.as_view(), name="scheduler"),
     path("scheduler/pause", periodic.SchedulerPauseView.as_view(), name="scheduler-pause"),
     path("scheduler/resume", periodic.SchedulerResumeView.as_view(), name="scheduler-resume"),
+    path("webhooks/keys", webhook_keys.WebhookKeysView.as_view(), name="webhook-keys"),
     path("", include(router.urls)),
     # Anything else under /api/v1/ is a 404 in the API's error shape, not Django's HTML page;
     # [\s\S], not ".": a path with a newline in it (%0A) is "anything else" too.

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "failover",
     "scanners",
     "webhooks",
+    "webhook_signatures",
     "notifications",
     "voiceprint",
     "removebrokers",

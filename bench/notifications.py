@@ -130,7 +130,7 @@ def webhooks() -> None:
     url = f"http://127.0.0.1:{server.server_port}/hooks/kordant"
     try:
         owner, _ = get_user_model().objects.get_or_create(username="bench-webhooks", email="ops@bench.example")
-        endpoint = WebhookEndpoint.objects.create(owner=owner, url=url)
+        endpoint = WebhookEndpoint.objects.create(owner=owner, url=url, signature_scheme="legacy")  # as headers below
         event = {"id": "ntf_1", "kind": "removebrokers.confirmed", "created_at": "2026-11-23T17:00:00+00:00"}
         body = encode_payload({**event, "data": {"subscription_id": 1, "broker": "Broker 1"}})
         headers = {

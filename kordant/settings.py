@@ -206,6 +206,18 @@ EXPO_ACCESS_TOKEN = env("EXPO_ACCESS_TOKEN", default="")
 # Texts one user may be sent in any hour; more are suppressed with the reason recorded. 0: no limit.
 NOTIFICATIONS_SMS_PER_HOUR = env.int("NOTIFICATIONS_SMS_PER_HOUR", default=10)
 
+# Webhook signing keys held by the project (ed25519 for `standard-ed25519` endpoints, RSA-2048 for
+# `rsa-sha256`): a directory of `<key id>.pem` private keys, never the database. The newest key of
+# each algorithm signs, all of them are published at /api/v1/webhooks/keys (notifications/signing_keys.py).
+# With WEBHOOK_SIGNING_KEYS_GENERATE (the default when DEBUG is on) a missing key is generated there
+# on first use, so a fresh checkout signs; production mounts the directory and rotates with
+# `manage.py webhook_keys rotate`.
+# (A blank value, as .env.example has, means the default.)
+WEBHOOK_SIGNING_KEYS_DIR = Path(env("WEBHOOK_SIGNING_KEYS_DIR", default="") or VAR_DIR / "webhook-keys")
+WEBHOOK_SIGNING_KEYS_GENERATE = (
+    env.bool("WEBHOOK_SIGNING_KEYS_GENERATE") if env("WEBHOOK_SIGNING_KEYS_GENERATE", default="") else DEBUG
+)
+
 # RemoveBrokers (scanners/removebrokers/): per-request HTTP timeout to brokers (s), days
 # before a submitted opt-out is re-checked (a broker may override), days before the
 # reminder for a manual opt-out, and attempts before a request that keeps failing fails.

@@ -56,8 +56,17 @@ class NotificationPreferenceAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
-    list_display = ("id", "owner", "url", "active", "consecutive_failures", "disabled_at", "masked_secret")
-    list_filter = ("active",)
+    list_display = (
+        "id",
+        "owner",
+        "url",
+        "signature_scheme",
+        "active",
+        "consecutive_failures",
+        "disabled_at",
+        "masked_secret",
+    )
+    list_filter = ("active", "signature_scheme")
     search_fields = ("url", "owner__username", "owner__email")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
@@ -65,6 +74,11 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     exclude = ("secret",)
     readonly_fields = ("masked_secret", "consecutive_failures", "disabled_at", "disabled_reason", "created_at")
     actions = ["reenable"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Chosen on creation only: switching an existing endpoint's scheme would break its receiver
+        # at once (a legacy secret cannot even sign `standard`). Make a new endpoint instead.
+        return self.readonly_fields + (("signature_scheme",) if obj is not None else ())
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "url":

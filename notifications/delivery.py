@@ -279,7 +279,12 @@ def _send_webhook(notification: Notification, kind: Kind) -> str:
     delivery_id = f"ntf_{notification.pk}"  # the same on every attempt: receivers dedupe on it
     try:
         delivery = _webhook_sender().deliver(
-            endpoint.url, endpoint.secret, kind.name, delivery_id, webhook_event(kind, notification)
+            endpoint.url,
+            endpoint.secret,
+            kind.name,
+            delivery_id,
+            webhook_event(kind, notification),
+            scheme=endpoint.signature_scheme,
         )
     except Exception as exc:
         if _webhook_attempt_recorded(notification, getattr(exc, "delivery", None), error=str(exc) or repr(exc)):

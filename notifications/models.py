@@ -1,3 +1,4 @@
+import base64
 import secrets
 
 from django.conf import settings
@@ -7,6 +8,7 @@ from django.db.models import Q
 
 from notifications.providers.push import PUSH_TOKEN
 from notifications.providers.sms import E164
+from notifications.signatures import STANDARD_SECRET_PREFIX, SignatureScheme, standard_secret_key
 from scanners.fields import EncryptedTextField
 
 
@@ -18,7 +20,9 @@ class Channel(models.TextChoices):
 
 
 def new_webhook_secret() -> str:
-    return f"whsec_{secrets.token_urlsafe(32)}"
+    # Standard Webhooks' form (whsec_ + base64 of 32 random bytes): it signs `standard` endpoints,
+    # and as a plain string it is as good a key for `legacy` ones.
+    return STANDARD_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class Notification(models.Model):
@@ -128,6 +132,13 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=500)
     # Encrypted at rest (scanners/fields.py); `endpoint.secret` reads as the plaintext that signs deliveries.
     secret = EncryptedTextField(default=new_webhook_secret)
+    # Chosen when the endpoint is made; endpoints older than the choice are `legacy` (migration 0003).
+    signature_scheme = models.CharField(
+        max_length=32,
+        choices=SignatureScheme.choices,
+        default=SignatureScheme.STANDARD,
+        help_text="How deliveries are signed; the receiver must verify this scheme. See the README.",
+    )
     kinds = models.JSONField(default=list, blank=True, help_text="Event kinds to send; empty means every kind.")
     active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
@@ -144,6 +155,14 @@ class WebhookEndpoint(models.Model):
 
     def wants(self, kind: str) -> bool:
         return not self.kinds or kind in self.kinds
+
+    def clean(self) -> None:
+        if self.signature_scheme == SignatureScheme.STANDARD:
+            try:
+                standard_secret_key(self.secret)
+            except ValueError as exc:
+                # A secret from before Standard Webhooks (whsec_ + URL-safe text) cannot sign `standard`.
+                raise ValidationError({"signature_scheme": f"this endpoint's secret cannot sign it: {exc}"}) from exc
 
 
 class WebhookDelivery(models.Model):

@@ -60,6 +60,12 @@ import httpx
 
 from jobs.errors import ProviderRejected
 from kordant.outbound import Delivery, MessageInvalid, ProviderClient, post, provider_error
+from notifications.signatures import (
+    SignatureScheme,
+    rsa_sha256_headers,
+    standard_ed25519_headers,
+    standard_headers,
+)
 
 SIGNATURE_HEADER = "Kordant-Signature"
 USER_AGENT = "Kordant-Webhooks/1"
@@ -132,16 +138,22 @@ class WebhookSender(ProviderClient):
         )
 
     def deliver(
-        self, url: str, secret: str | Sequence[str], event_kind: str, delivery_id: str, payload: dict[str, Any]
+        self,
+        url: str,
+        secret: str | Sequence[str],
+        event_kind: str,
+        delivery_id: str,
+        payload: dict[str, Any],
+        scheme: str = SignatureScheme.LEGACY,
     ) -> Delivery:
-        """POST one signed event to `url`; a 2xx answer is success, anything else raises (see module docstring)."""
+        """POST one event signed by `scheme` to `url`; a 2xx answer is success, anything else raises (see above)."""
         target = _checked_url(url)
         for name, value in (("event kind", event_kind), ("delivery id", delivery_id)):
             if not isinstance(value, str) or not _HEADER_TOKEN.fullmatch(value):
                 raise MessageInvalid(f"webhook {name} must be 1-200 visible ASCII characters, got {value!r}")
         body = encode_payload(payload)
         try:
-            signature = sign(secret, int(time.time()), body)
+            signed = signature_headers(scheme, secret, delivery_id, int(time.time()), body)
         except ValueError as exc:
             raise provider_error(ProviderRejected, f"webhook for {url} is not configured: {exc}") from exc
 
@@ -155,10 +167,25 @@ class WebhookSender(ProviderClient):
                 "Content-Type": "application/json",
                 "Kordant-Event": event_kind,
                 "Kordant-Delivery": delivery_id,
-                SIGNATURE_HEADER: signature,
+                **signed,
             },
         )
         return reply.delivery(None)
+
+
+def signature_headers(
+    scheme: str, secret: str | Sequence[str], delivery_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """The headers that sign `body` by an endpoint's scheme (notifications/signatures.py); ValueError if it cannot."""
+    if scheme == SignatureScheme.LEGACY:
+        return {SIGNATURE_HEADER: sign(secret, timestamp, body)}
+    if scheme == SignatureScheme.STANDARD:
+        return standard_headers(secret, delivery_id, timestamp, body)
+    if scheme == SignatureScheme.STANDARD_ED25519:
+        return standard_ed25519_headers(delivery_id, timestamp, body)
+    if scheme == SignatureScheme.RSA_SHA256:
+        return rsa_sha256_headers(delivery_id, timestamp, body)
+    raise ValueError(f"unknown signature scheme {scheme!r}")
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:

@@ -11,7 +11,7 @@ def test_the_root_lists_every_endpoint_as_a_link_that_answers(api, staff):
     links = root.json()
     expected = {
         "jobs", "job-types", "schedules", "scheduler-configs", "subscriptions", "alerts", "title-changes",
-        "removal-requests", "voice-analyses", "reports", "auth/token", "stats", "metrics",
+        "removal-requests", "voice-analyses", "reports", "auth/token", "stats", "metrics", "webhooks/keys",
     }  # fmt: skip
     assert set(links) == expected
     assert links["jobs"] == "http://testserver/api/v1/jobs/"

@@ -40,8 +40,10 @@ def receiver(httpserver):
 
 @pytest.fixture
 def endpoint(httpserver):
+    # Today's scheme: these tests check the Kordant-Signature header (tests/notifications/test_signatures.py
+    # covers the others).
     return WebhookEndpoint.objects.create(
-        owner=UserFactory(email="ops@customer.example"), url=httpserver.url_for("/hooks")
+        owner=UserFactory(email="ops@customer.example"), url=httpserver.url_for("/hooks"), signature_scheme="legacy"
     )
 
 
