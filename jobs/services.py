@@ -528,7 +528,7 @@ def job_runs_recover(*, batch_size: int = 1000) -> RecoveryReport:
     cancel_grace = timedelta(seconds=settings.JOBS_CANCEL_GRACE_SECONDS)
     for run in running:
         if not alive.get(run.worker_name, False):
-            reason = f"worker lost ({run.worker_name or 'unknown'})"
+            reason = _worker_lost_reason(run.worker_name)
         elif not in_progress[str(run.pk)] and run.started_at and run.started_at < pending_grace:
             # The worker lives but no longer runs this attempt, and nobody recorded its end.
             reason = f"attempt ended without a recorded outcome ({run.worker_name})"
@@ -540,6 +540,18 @@ def job_runs_recover(*, batch_size: int = 1000) -> RecoveryReport:
         if job_run_mark_lost(run.pk, reason=reason):
             report.lost.append(str(run.pk))
     return report
+
+
+def job_runs_mark_worker_lost(worker_name: str, *, how: str) -> list[str]:
+    """A worker process is known dead (its pool saw it end): record each run it held as lost, now."""
+    running = JobRun.objects.filter(status=Status.RUNNING, worker_name=worker_name).values_list("pk", flat=True)
+    reason = _worker_lost_reason(worker_name, how)
+    return [str(run_id) for run_id in running if job_run_mark_lost(run_id, reason=reason)]
+
+
+def _worker_lost_reason(worker_name: str, how: str = "") -> str:
+    # One wording for the recovery pass and the pool: operators search the errors for it.
+    return f"worker lost ({worker_name or 'unknown'}{', ' + how if how else ''})"
 
 
 def _requeue_missing(runs: list[JobRun]) -> list[str]:

@@ -105,13 +105,15 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_rq",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "kordant",
     "jobs",
+    # After jobs: the first app wins a management command's name, and jobs' rqworker-pool
+    # (Kordant's pool, jobs/pool.py) replaces django-rq's.
+    "django_rq",
     "scanners",
     "reports",
     "notifications",
