@@ -179,13 +179,39 @@ def _supersede_older(run: JobRun) -> None:
 
 
 def dispatch_runs(runs: list[JobRun]) -> None:
-    """Push committed runs to Redis and mark them queued. If Redis is down they stay pending."""
-    try:
-        queued, delayed = dispatch.push([dispatch.Dispatch.of(run) for run in runs])
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("Redis unavailable, %d run(s) stay pending for the recovery pass: %s", len(runs), exc)
-        return
-    _mark_queued(queued + delayed)
+    """Push committed runs to Redis and mark them queued. If Redis is down they stay pending.
+
+    With JOBS_RUN_IN_PROCESS on, runs due now are run here instead (see _run_in_process).
+    """
+    here: list[JobRun] = []
+    if settings.JOBS_RUN_IN_PROCESS:
+        now = timezone.now()
+        here = [run for run in runs if (run.next_attempt_at or run.scheduled_for or now) <= now]
+        runs = [run for run in runs if (run.next_attempt_at or run.scheduled_for or now) > now]
+    if runs:
+        try:
+            queued, delayed = dispatch.push([dispatch.Dispatch.of(run) for run in runs])
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("Redis unavailable, %d run(s) stay pending for the recovery pass: %s", len(runs), exc)
+        else:
+            _mark_queued(queued + delayed)
+    if here:
+        _run_in_process(here)
+
+
+def _run_in_process(runs: list[JobRun]) -> None:
+    """Development mode: run each attempt now, in the caller, through the worker's own runner.
+
+    Queued first, so the run's events are a worker's exactly; the runner then claims,
+    performs and records it, and a retry goes to the delayed set for a real worker. An
+    error the runner does not record (the database failing) reaches the caller, as it
+    would end a worker's job; the recovery pass repairs the run as for a lost worker.
+    """
+    from jobs import runner  # the runner imports this module
+
+    _mark_queued([str(run.pk) for run in runs])
+    for run in runs:
+        runner.execute(str(run.pk))
 
 
 def _mark_queued(ids: list[str], *, from_statuses=(Status.PENDING,), message: str = "queued") -> None:
