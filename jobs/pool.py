@@ -8,6 +8,7 @@ horse per job (jobs/runner.py). This subclass adds what the pool's parent alone 
   in pages every worker and every horse shares instead of one copy per worker;
 - when a worker dies (killed, out of memory), record the runs it held as lost at once,
   with how it died, rather than leaving them `running` until the recovery pass notices;
+- stop its workers, gracefully, if the pool itself is killed;
 - run the workers as `manage.py rqworker` does: no rq built-in scheduler in each worker
   (`manage.py rqscheduler` runs ours), and no database connection shared across a fork.
 
@@ -46,6 +47,7 @@ class KordantWorkerPool(WorkerPool):
             target=run_worker,
             args=(name, self._queue_names, self._connection_class, self._pool_class, self._pool_kwargs),
             kwargs={
+                "pool_pid": os.getpid(),
                 "burst": burst,
                 "logging_level": logging_level,
                 "worker_class": self.worker_class,
@@ -100,13 +102,17 @@ def run_worker(
     job_class,
     queue_class,
     exception_handlers=None,
+    pool_pid: int,
     burst: bool = True,
     logging_level: str = "INFO",
     _sleep: float = 0,
 ):
     """One worker of the pool, in its forked process: rq's run_worker, as `manage.py rqworker` runs it."""
-    from jobs.worker import set_aside_inherited_db_connections
+    from jobs.worker import end_with_parent, set_aside_inherited_db_connections
 
+    # A pool killed outright (kill -9, out of memory) leaves no one to replace or stop its
+    # workers: each is told to stop as by SIGTERM, finishing the job in hand.
+    end_with_parent(pool_pid, signal.SIGTERM)
     set_aside_inherited_db_connections()
     connection = connection_class(
         connection_pool=ConnectionPool(connection_class=connection_pool_class, **connection_pool_kwargs)

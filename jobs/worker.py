@@ -468,16 +468,16 @@ def warm_up_job_types(queue_names: Iterable[str]) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def end_with_parent(parent_pid: int) -> None:
-    """In a forked child: be killed when the process that forked it dies (Linux; elsewhere a no-op)."""
+def end_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+    """In a forked child: receive `sig` when the process that forked it dies (Linux; elsewhere a no-op)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
             return
     except (OSError, AttributeError):  # not Linux
         return
     if os.getppid() != parent_pid:  # the parent died before the request was in place
-        os._exit(1)
+        os.kill(os.getpid(), sig)
 
 
 # Keeps the parent's connection objects alive in a work horse: see below.

@@ -123,7 +123,7 @@ def test_stopping_the_pool_lets_every_job_in_hand_finish_and_record(pool_process
 
 
 def test_a_killed_worker_is_replaced_and_its_run_retried_at_once_with_the_reason(pool_process, redis_conn):
-    run = enqueue("tests.stubborn", {"name": "victim", "seconds": 60})
+    run = enqueue("tests.block", {"name": "victim", "seconds": 60})  # polls in short waits for a minute
     pool = pool_process()
     assert blpop_within(redis_conn, started_key("victim"), 60), output(pool)
     run.refresh_from_db()
@@ -141,7 +141,10 @@ def test_a_killed_worker_is_replaced_and_its_run_retried_at_once_with_the_reason
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in horses) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(alive(pid) for pid in horses), "the dead worker's horse is still running"
+    survivors = [pid for pid in horses if alive(pid)]
+    for pid in survivors:  # in a process group of its own: the fixture would not stop it
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "the dead worker's horse is still running"
 
     def replaced():
         workers = registered_workers(redis_conn)
@@ -183,3 +186,24 @@ def test_a_pool_rides_out_a_redis_outage(own_redis, pool_process):
     assert pool.wait(30) == 0
     logs = output(pool)
     assert "Redis answers again" in logs, logs
+
+
+def test_workers_of_a_killed_pool_finish_the_job_in_hand_and_exit(pool_process, redis_conn):
+    run = enqueue("tests.stubborn", {"name": "orphan", "seconds": 60})
+    pool = pool_process()
+    assert blpop_within(redis_conn, started_key("orphan"), 60), output(pool)
+    workers = children_of(pool.pid)
+
+    pool.kill()  # SIGKILL: the pool cannot relay anything
+    pool.wait(10)
+    redis_conn.rpush(release_key("orphan"), "go")
+
+    run = wait_for_status(run, {"completed"}, timeout=30)
+    assert run.attempt == 1 and run.result == {"finished": True}
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in workers if alive(pid)]
+    for pid in survivors:  # the fixture only stops the pool's own process group
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, "workers outlived their killed pool"
