@@ -207,3 +207,12 @@ def test_workers_of_a_killed_pool_finish_the_job_in_hand_and_exit(pool_process, 
     for pid in survivors:  # the fixture only stops the pool's own process group
         os.kill(pid, signal.SIGKILL)
     assert not survivors, "workers outlived their killed pool"
+
+
+@pytest.mark.parametrize("count", ["0", "-2"])
+def test_a_pool_of_no_workers_is_refused_before_anything_starts(count):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--num-workers must be 1 or more"):
+        call_command("rqworker-pool", "default", "--num-workers", count)
