@@ -96,3 +96,15 @@ def test_a_check_warns_when_in_process_mode_is_on_without_debug(settings):
     assert in_process_mode_check(None) == []
     settings.JOBS_RUN_IN_PROCESS, settings.DEBUG = False, False
     assert in_process_mode_check(None) == []
+
+
+def test_in_process_mode_needs_no_redis_for_a_job_due_now(settings):
+    # `manage.py runserver` alone: no Redis is running at all.
+    from kordant.embedded_redis import free_port
+
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    settings.JOBS_RUN_IN_PROCESS = True
+    settings.RQ_QUEUES = {name: {**queue, "URL": nowhere} for name, queue in settings.RQ_QUEUES.items()}
+    run = enqueue("jobs.ping", {"message": "no redis"})
+    run.refresh_from_db()
+    assert (run.status, run.result) == ("completed", {"message": "no redis"})
