@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Forking workers `make run` starts (one rqworker-pool): one per CPU, at least 2 so a long
+# job never holds up the rest, at most 8 so a big machine's laptop-sized demo stays small.
+WORKERS ?= $(shell n=$$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2); echo $$(( n < 2 ? 2 : n > 8 ? 8 : n )))
 # With REDIS_URL set, that Redis is used and the embedded one is not started.
 PROCESSES := $(if $(REDIS_URL),web worker scheduler brokers,)
 
@@ -23,9 +26,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
-	@echo "Kordant Jobs: admin at http://127.0.0.1:$(PORT)/admin/ (Ctrl-C stops everything)"
+	@echo "Kordant Jobs: admin at http://127.0.0.1:$(PORT)/admin/, $(WORKERS) workers (Ctrl-C stops everything)"
 	@# honcho gives each process its own PORT; KORDANT_WEB_PORT tells all of them (links in e-mails) the web's.
-	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) KORDANT_WEB_PORT=$(PORT) $(BIN)/honcho start -f Procfile $(PROCESSES)
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) KORDANT_WEB_PORT=$(PORT) KORDANT_WORKERS=$(WORKERS) $(BIN)/honcho start -f Procfile $(PROCESSES)
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -20,4 +20,5 @@ BENCHMARKS = [
     "reports",
     "admin",
     "api",
+    "pool",
 ]

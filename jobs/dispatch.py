@@ -17,9 +17,10 @@ from datetime import datetime
 
 import django_rq
 from django.conf import settings
-from rq import Queue
+from rq import Queue, Worker
 from rq.utils import now as now_utc
 from rq.utils import utcformat
+from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
 RUNNER = "jobs.runner.execute"
 # Runs waiting for a later time (delay/at, the next retry), scored by due time (unix seconds).
@@ -185,6 +186,20 @@ def workers_alive(names: Iterable[str], *, connection=None) -> dict[str, bool]:
         else:
             alive[name] = True
     return alive
+
+
+def worker_forget(name: str, *, connection=None) -> None:
+    """Remove a worker known dead from RQ's registrations, as it would on a clean exit."""
+    connection = connection or redis_connection()
+    key = Worker.redis_worker_namespace_prefix + name
+    queues = connection.hget(key, "queues")
+    with connection.pipeline() as pipe:
+        pipe.srem(REDIS_WORKER_KEYS, key)
+        for queue in (queues or b"").decode().split(","):
+            if queue:
+                pipe.srem(WORKERS_BY_QUEUE_KEY % queue, key)
+        pipe.delete(key)
+        pipe.execute()
 
 
 def _pid_alive(pid: int) -> bool:

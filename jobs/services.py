@@ -188,13 +188,39 @@ def _supersede_older(run: JobRun) -> None:
 
 
 def dispatch_runs(runs: list[JobRun]) -> None:
-    """Push committed runs to Redis and mark them queued. If Redis is down they stay pending."""
-    try:
-        queued, delayed = dispatch.push([dispatch.Dispatch.of(run) for run in runs])
-    except (redis.RedisError, OSError) as exc:
-        logger.warning("Redis unavailable, %d run(s) stay pending for the recovery pass: %s", len(runs), exc)
-        return
-    _mark_queued(queued + delayed)
+    """Push committed runs to Redis and mark them queued. If Redis is down they stay pending.
+
+    With JOBS_RUN_IN_PROCESS on, runs due now are run here instead (see _run_in_process).
+    """
+    here: list[JobRun] = []
+    if settings.JOBS_RUN_IN_PROCESS:
+        now = timezone.now()
+        here = [run for run in runs if (run.next_attempt_at or run.scheduled_for or now) <= now]
+        runs = [run for run in runs if (run.next_attempt_at or run.scheduled_for or now) > now]
+    if runs:
+        try:
+            queued, delayed = dispatch.push([dispatch.Dispatch.of(run) for run in runs])
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("Redis unavailable, %d run(s) stay pending for the recovery pass: %s", len(runs), exc)
+        else:
+            _mark_queued(queued + delayed)
+    if here:
+        _run_in_process(here)
+
+
+def _run_in_process(runs: list[JobRun]) -> None:
+    """Development mode: run each attempt now, in the caller, through the worker's own runner.
+
+    Queued first, so the run's events are a worker's exactly; the runner then claims,
+    performs and records it, and a retry goes to the delayed set for a real worker. An
+    error the runner does not record (the database failing) reaches the caller, as it
+    would end a worker's job; the recovery pass repairs the run as for a lost worker.
+    """
+    from jobs import runner  # the runner imports this module
+
+    _mark_queued([str(run.pk) for run in runs])
+    for run in runs:
+        runner.execute(str(run.pk))
 
 
 def _mark_queued(ids: list[str], *, from_statuses=(Status.PENDING,), message: str = "queued") -> None:
@@ -538,7 +564,7 @@ def job_runs_recover(*, batch_size: int = 1000) -> RecoveryReport:
     cancel_grace = timedelta(seconds=settings.JOBS_CANCEL_GRACE_SECONDS)
     for run in running:
         if not alive.get(run.worker_name, False):
-            reason = f"worker lost ({run.worker_name or 'unknown'})"
+            reason = _worker_lost_reason(run.worker_name)
         elif not in_progress[str(run.pk)] and run.started_at and run.started_at < pending_grace:
             # The worker lives but no longer runs this attempt, and nobody recorded its end.
             reason = f"attempt ended without a recorded outcome ({run.worker_name})"
@@ -550,6 +576,18 @@ def job_runs_recover(*, batch_size: int = 1000) -> RecoveryReport:
         if job_run_mark_lost(run.pk, reason=reason):
             report.lost.append(str(run.pk))
     return report
+
+
+def job_runs_mark_worker_lost(worker_name: str, *, how: str) -> list[str]:
+    """A worker process is known dead (its pool saw it end): record each run it held as lost, now."""
+    running = JobRun.objects.filter(status=Status.RUNNING, worker_name=worker_name).values_list("pk", flat=True)
+    reason = _worker_lost_reason(worker_name, how)
+    return [str(run_id) for run_id in running if job_run_mark_lost(run_id, reason=reason)]
+
+
+def _worker_lost_reason(worker_name: str, how: str = "") -> str:
+    # One wording for the recovery pass and the pool: operators search the errors for it.
+    return f"worker lost ({worker_name or 'unknown'}{', ' + how if how else ''})"
 
 
 def _requeue_missing(runs: list[JobRun]) -> list[str]:

@@ -3,10 +3,14 @@
 Set in settings.RQ, so plain `manage.py rqworker critical high default low` uses them.
 """
 
+import ctypes
 import gc
 import logging
+import os
+import signal
 import tempfile
 import time
+from collections.abc import Iterable
 
 import redis
 from django.db import close_old_connections, connections
@@ -385,6 +389,7 @@ class KordantWorker(KordantWorkerMixin, Worker):
         self._outbox = tempfile.TemporaryFile()  # noqa: SIM115
         self._handoff = None
         self._warm = False
+        self._pid = os.getpid()
         # Each work horse opens its own Redis connection, and redis-py reads its own
         # version from the installed package's metadata for every new connection (half a
         # millisecond); read it once here instead.
@@ -393,12 +398,7 @@ class KordantWorker(KordantWorkerMixin, Worker):
     def execute_job(self, job, queue):
         if not self._warm:
             self._warm = True
-            self._warm_up_job_types()
-            # What the worker has loaded by its first job lives as long as it does. Left to
-            # the collector, a collection in a work horse would write to every one of those
-            # objects and make the kernel copy their pages for that horse.
-            gc.collect()
-            gc.freeze()
+            warm_up_job_types(self.queue_names())
         self._handoff = self._hand_off(job)
         try:
             super().execute_job(job, queue)
@@ -406,18 +406,6 @@ class KordantWorker(KordantWorkerMixin, Worker):
             handoff, self._handoff = self._handoff, None
             if handoff is not None:
                 handoff.finish()
-
-    def _warm_up_job_types(self) -> None:
-        from jobs.registry import registry
-
-        served = set(self.queue_names())
-        for job_type in registry.all():
-            if job_type.warm_up is None or job_type.queue not in served:
-                continue
-            try:
-                job_type.warm_up()
-            except Exception:  # a horse that needs it loads it itself; the worker keeps going
-                logger.exception("warming up %s failed; its jobs will load what they need themselves", job_type.name)
 
     def _hand_off(self, job):
         from jobs import runner
@@ -430,6 +418,10 @@ class KordantWorker(KordantWorkerMixin, Worker):
         return runner.hand_off(job.args[0], self.name, self._outbox) if is_run else None
 
     def main_work_horse(self, job, queue):
+        # A horse reports to its worker, which records the outcome. Once the worker is dead
+        # (kill -9, out of memory) the report goes nowhere, and the run is retried as lost:
+        # a horse left running would run beside that retry. So it ends with its worker.
+        end_with_parent(self._pid)
         set_aside_inherited_db_connections()
         super().main_work_horse(job, queue)
 
@@ -440,6 +432,52 @@ class KordantWorker(KordantWorkerMixin, Worker):
         super().handle_job_failure(
             job, queue, started_job_registry=started_job_registry, exc_string=exc_string, execution=execution
         )
+
+
+# The process whose warm-up this process inherits or ran itself (see warm_up_job_types).
+_warmed_in_pid: int | None = None
+
+
+def warm_up_job_types(queue_names: Iterable[str]) -> None:
+    """Load what the job types of these queues need, once, in a process that forks workers or horses.
+
+    A process forked after this (a pool's worker, a work horse) shares those pages and does
+    not load them again.
+    """
+    global _warmed_in_pid
+    if _warmed_in_pid is None:
+        _warmed_in_pid = os.getpid()
+        from jobs.registry import registry
+
+        served = set(queue_names)
+        for job_type in registry.all():
+            if job_type.warm_up is None or job_type.queue not in served:
+                continue
+            try:
+                job_type.warm_up()
+            except Exception:  # a horse that needs it loads it itself; the worker keeps going
+                logger.exception("warming up %s failed; its jobs will load what they need themselves", job_type.name)
+    # What this process has loaded by now lives as long as it does. Left to the collector,
+    # a collection in a forked child would write to every one of those objects and make
+    # the kernel copy their pages for that child. Done in every process that forks, since
+    # each holds objects of its own (a pool's worker: its Redis client, its queues).
+    gc.collect()
+    gc.freeze()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+    """In a forked child: receive `sig` when the process that forked it dies (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request was in place
+        os.kill(os.getpid(), sig)
 
 
 # Keeps the parent's connection objects alive in a work horse: see below.

@@ -105,13 +105,15 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "django_rq",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "kordant",
     "jobs",
+    # After jobs: the first app wins a management command's name, and jobs' rqworker-pool
+    # (Kordant's pool, jobs/pool.py) replaces django-rq's.
+    "django_rq",
     "scanners",
     "reports",
     "notifications",
@@ -278,6 +280,10 @@ JOBS_MONITOR_FAILURE_RATE = env.float("JOBS_MONITOR_FAILURE_RATE", default=0.2)
 JOBS_MONITOR_FAILURE_MIN_RUNS = env.int("JOBS_MONITOR_FAILURE_MIN_RUNS", default=20)
 JOBS_MONITOR_HEARTBEAT_SECONDS = env.int("JOBS_MONITOR_HEARTBEAT_SECONDS", default=180)
 JOBS_MONITOR_COOLDOWN_SECONDS = env.int("JOBS_MONITOR_COOLDOWN_SECONDS", default=3600)
+# Development only: `enqueue` runs each job in the calling process as soon as the caller's
+# transaction commits (blocking it), so `manage.py runserver` works alone. Retries and
+# delayed runs still wait for a scheduler and a worker. A system check warns with DEBUG off.
+JOBS_RUN_IN_PROCESS = env.bool("JOBS_RUN_IN_PROCESS", default=False)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 

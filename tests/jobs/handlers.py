@@ -129,13 +129,25 @@ def warmed(ctx, payload):
     """Report where the warm-up ran and where the handler runs."""
     import os
 
-    return {"warmed_in": WARMED_IN["pid"], "runs_in": os.getpid()}
+    from django.db import connections
+
+    # A horse whose parent claimed the run has no database connection of its own yet.
+    db_connected = any(c.connection is not None for c in connections.all(initialized_only=True))
+    return {"warmed_in": WARMED_IN["pid"], "runs_in": os.getpid(), "db_connected": db_connected}
 
 
 @job_type("tests.warm_up_fails", payload=Payload, queue="low", warm_up=lambda: 1 / 0)
 def warm_up_fails(ctx, payload):
     """Its warm-up raises; the job runs all the same."""
     return {"ran": True}
+
+
+@job_type("tests.flaky", payload=Payload, queue="default")
+def flaky(ctx, payload):
+    """Fails its first attempt, completes the next one."""
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return {"attempt": ctx.attempt}
 
 
 class StrictPayload(Payload):
