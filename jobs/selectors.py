@@ -296,3 +296,10 @@ def scheduling_switch_get():
 def scheduling_paused() -> bool:
     """Whether an operator has paused all scheduling."""
     return SchedulingSwitch.objects.filter(pk=1, paused=True).exists()
+
+
+def periodic_jobs_disabled_builtin():
+    """Built-in periodic jobs an operator has disabled: work the system relies on is not being done."""
+    from jobs.models import PeriodicJob
+
+    return list(PeriodicJob.objects.filter(builtin=True, enabled=False).order_by("name"))
