@@ -181,6 +181,13 @@ def payload_initial(form_class: type[forms.Form], payload: dict) -> dict:
 PAYLOAD_HAS_ERRORS = "The payload has errors: see its fields below."
 
 
+class OptionalJSONField(forms.JSONField):
+    """JSON that may be left empty: an empty box, not the word "null", when there is none."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class PeriodicJobForm(forms.ModelForm):
     """A periodic job, its payload edited as the form its job type's schema makes (as on the enqueue page).
 
@@ -197,6 +204,7 @@ class PeriodicJobForm(forms.ModelForm):
             "name", "job_type", "owner", "enabled", "description", "frequency", "cron_expression", "timezone",
             "priority", "max_attempts", "retry_delays", "overlap", "catch_up",
         )  # fmt: skip
+        field_classes = {"retry_delays": OptionalJSONField}
         widgets = {"retry_delays": forms.Textarea(attrs={"rows": 1, "cols": 40})}
 
     def __init__(self, *args, **kwargs):
@@ -292,7 +300,10 @@ class PeriodicJobForm(forms.ModelForm):
 
 
 def _is_name_taken(error: forms.ValidationError) -> bool:
-    return any("periodicjob_unique" in message for message in error.messages) or error.code == "unique"
+    return any("periodicjob_unique" in message for message in error.messages) or error.code in (
+        "unique",
+        "unique_together",
+    )
 
 
 class SchedulingSwitchForm(forms.Form):

@@ -126,7 +126,8 @@ class PeriodicJobAdmin(OperatorActionsMixin, admin.ModelAdmin):
             (
                 "Timing",
                 {
-                    "fields": ["frequency", "cron_expression", "timezone", "timing_in_words", "next_runs_preview"],
+                    "fields": ["frequency", "cron_expression", "timezone"]
+                    + (["timing_in_words", "next_runs_preview"] if obj is not None else []),
                     "description": "A named frequency (at a stable time of the period, spread by the job's id) "
                     "or a five-field cron expression on the clock of the timezone: one of the two.",
                 },

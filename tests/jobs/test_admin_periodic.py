@@ -241,6 +241,7 @@ def test_adding_is_two_steps_pick_the_type_then_its_payload_form(admin_client):
     form = admin_client.get(f"{LIST}add/?job_type=tests.block").content.decode()
     assert 'name="payload-name"' in form and 'name="payload-key"' in form
     assert 'name="cron_expression"' in form and 'name="timezone"' in form
+    assert "null</textarea>" not in form  # no retry policy of its own: an empty box
 
     response = admin_client.post(
         f"{LIST}add/?job_type=tests.strict",
@@ -283,12 +284,17 @@ def test_bad_input_is_an_error_at_its_field_and_nothing_is_saved(admin_client, f
     assert not PeriodicJob.objects.exists() and not Schedule.objects.exists()
 
 
-def test_a_second_job_of_the_same_name_is_refused_at_the_name(admin_client):
-    ping_job("nightly ping")
-    page = admin_client.post(f"{LIST}add/", form_data()).content.decode()
+@pytest.mark.parametrize("owned", [False, True])
+def test_a_second_job_of_the_same_name_is_refused_at_the_name(admin_client, owned):
+    owner = UserFactory() if owned else None
+    ping_job("nightly ping", owner=owner)
+    page = admin_client.post(f"{LIST}add/", form_data(owner=str(owner.pk) if owned else "")).content.decode()
     row = page.split('name="name"')[0].rsplit('<div class="form-row', 1)[1]
-    assert "already" in row
+    assert "already exists" in row
     assert PeriodicJob.objects.count() == 1
+    # Another owner's job may have the name.
+    other = UserFactory()
+    assert admin_client.post(f"{LIST}add/", form_data(owner=str(other.pk))).status_code == 302
 
 
 def test_choosing_another_job_type_shows_its_payload_form_and_saves_nothing(admin_client):
