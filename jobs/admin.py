@@ -3,7 +3,10 @@
 Each action is one line calling a service. Who may do what:
 - view permissions (the "operators" group has them all): look at everything;
 - `jobs.trigger_jobrun` (operators too): enqueue, retry, cancel, run again, run now, pause queues;
-- `jobs.schedulers` (superusers, or whoever is given it): edit the tier table (SchedulerConfig).
+- `jobs.schedulers` (superusers, or whoever is given it): edit the tier table (SchedulerConfig),
+  pause and resume all scheduling;
+- the model's own permissions: add, edit, enable, disable and delete periodic jobs
+  (jobs/admin_periodic.py).
 Every action is written to the admin log; runs also record it in their events.
 """
 
