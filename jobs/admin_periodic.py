@@ -76,6 +76,12 @@ class PeriodicJobStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class BuiltinFilter(admin.BooleanFieldListFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "built-in"
+
+
 class OwnerFilter(admin.SimpleListFilter):
     title = "owner"
     parameter_name = "owner"
@@ -105,7 +111,7 @@ class PeriodicJobAdmin(OperatorActionsMixin, admin.ModelAdmin):
         "last_outcome",
         "run_count",
     )
-    list_filter = (PeriodicJobStateFilter, "enabled", JobTypeFilter, "builtin", OwnerFilter)
+    list_filter = (PeriodicJobStateFilter, "enabled", JobTypeFilter, ("builtin", BuiltinFilter), OwnerFilter)
     list_select_related = ("schedule", "owner")
     search_fields = ("name",)
     raw_id_fields = ("owner",)  # a select of every customer would not do

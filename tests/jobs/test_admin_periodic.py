@@ -297,6 +297,21 @@ def test_a_second_job_of_the_same_name_is_refused_at_the_name(admin_client, owne
     assert admin_client.post(f"{LIST}add/", form_data(owner=str(other.pk))).status_code == 302
 
 
+def test_hostile_input_is_a_clear_answer_and_changes_nothing(admin_client):
+    job = ping_job()
+    assert admin_client.get(f"{LIST}add/?job_type=%3Cscript%3E").status_code == 200
+    assert "<script>" not in admin_client.get(f"{LIST}add/?job_type=%3Cscript%3E").content.decode()
+    # A payload posted for another type than it claims, a huge name, a missing job.
+    response = admin_client.post(f"{LIST}add/", form_data(payload_for="tests.strict", name="x" * 5000))
+    assert response.status_code == 200 and not PeriodicJob.objects.exclude(pk=job.pk).exists()
+    assert admin_client.post(f"{LIST}999999/do/run_now/").status_code == 302
+    assert not JobRun.objects.exists()
+    too_long = admin_client.post(f"{LIST}scheduling/", {"operation": "pause", "reason": "x" * 301})
+    assert too_long.status_code == 200 and not scheduling_paused()
+    assert admin_client.post(f"{LIST}scheduling/", {"operation": "explode"}).status_code == 200
+    assert not scheduling_paused()
+
+
 def test_choosing_another_job_type_shows_its_payload_form_and_saves_nothing(admin_client):
     job = ping_job()
     data = form_data(name="ping", job_type="tests.strict", payload_for="jobs.ping")
