@@ -419,9 +419,13 @@ class PeriodicJobAdmin(OperatorActionsMixin, admin.ModelAdmin):
                     for value in values
                     if key != "csrfmiddlewaretoken"
                 ],
-                # FORECAST: the load forecast before and after this change (issue 18) goes here,
-                # from the forecast branch's include, once it is merged.
-                "forecast": None,
+                # FORECAST (issue 18): the load forecast before and after this change. Once the
+                # forecast branch is merged (jobs/forecast.py, jobs/admin_pages.py), this becomes
+                #   admin_pages.forecast_change_figures(*periodic_job_forecast_change(
+                #       before, cron=after.timing_cron, tz=after.timezone, job_type=after.job_type,
+                #       enabled=after.enabled))
+                # and confirm_timing.html already includes admin/jobs/forecast_change.html for it.
+                "change_figures": None,
             },
         )
 
