@@ -3,7 +3,10 @@
 Each action is one line calling a service. Who may do what:
 - view permissions (the "operators" group has them all): look at everything;
 - `jobs.trigger_jobrun` (operators too): enqueue, retry, cancel, run again, run now, pause queues;
-- `jobs.schedulers` (superusers, or whoever is given it): edit the tier table (SchedulerConfig).
+- `jobs.schedulers` (superusers, or whoever is given it): edit the tier table (SchedulerConfig),
+  pause and resume all scheduling;
+- the model's own permissions: add, edit, enable, disable and delete periodic jobs
+  (jobs/admin_periodic.py).
 Every action is written to the admin log; runs also record it in their events.
 """
 
@@ -85,6 +88,56 @@ def time_cell(when, zone=UTC) -> str:
     return format_html(
         '<span class="kj-time" style="white-space:nowrap" title="{}">{}</span>', full, f"{local:%Y-%m-%d %H:%M %Z}"
     )
+
+
+def next_run_cell(when, zone_name: str) -> str:
+    """A schedule's next run on its own clock (the zone's abbreviation); the zone's name and UTC on hover."""
+    if when is None:
+        return "–"
+    local = when.astimezone(get_zone(zone_name))
+    return format_html(
+        '<span class="kj-time" style="white-space:nowrap" title="{} · {}">{}</span>',
+        zone_name,
+        f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+        f"{local:%Y-%m-%d %H:%M %Z}",
+    )
+
+
+def last_run_cell(schedule) -> str:
+    """A schedule's last run, linked; "–" before its first."""
+    if schedule is None or not schedule.last_run_id:
+        return "–"
+    # Formatted before format_html: it escapes its arguments first, and a SafeString takes no date format.
+    when = f"{schedule.last_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if schedule.last_run_at else "run"
+    return format_html('<a href="{}">{}</a>', reverse("admin:jobs_jobrun_change", args=[schedule.last_run_id]), when)
+
+
+def state_cell(schedule) -> str:
+    """Active in plain words; anything else in bold, with why on hover."""
+    state = ScheduleState(schedule.state)
+    if state == ScheduleState.ACTIVE:
+        return state.label
+    return format_html('<span title="{}"><strong>{}</strong></span>', schedule.state_reason, state.label)
+
+
+def timing_cell(cron: str) -> str:
+    """The cron in words, the expression on hover."""
+    return format_html('<span title="{}">{}</span>', cron, cron_describe(cron))
+
+
+def next_runs_html(cron: str, tz: str, intro: str, count: int = 5) -> str:
+    """The next runs of a timing, each on its own clock and in UTC; "Never runs" rather than an error."""
+    try:
+        runs = next_runs(cron, tz, timezone.now(), count)
+    except NextRunUnknown as exc:  # written past validation: say so rather than fail the page
+        return format_html("<p><strong>Never runs</strong> (<code>{}</code>): {}</p>", cron, exc)
+    zone = get_zone(tz)
+    rows = format_html_join(
+        "",
+        "<li>{} <small>({})</small></li>",
+        ((f"{r.astimezone(zone):%a %Y-%m-%d %H:%M %Z}", f"{r:%Y-%m-%d %H:%M} UTC") for r in runs),
+    )
+    return format_html('<p>{} ({}, <code>{}</code>):</p><ol class="kj-preview">{}</ol>', intro, tz, cron, rows)
 
 
 # Tabular inlines print each row's own name above it (Django's "original" line): the timeline and the
@@ -342,7 +395,15 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
     @admin.display(description="links")
     def links(self, run):
         items = []
-        if run.schedule_id:
+        periodic = (
+            Schedule.objects.filter(pk=run.schedule_id).values_list("periodic_job_id", "periodic_job__name").first()
+            if run.schedule_id
+            else None
+        )
+        if periodic and periodic[0]:
+            # A periodic job's run: its job is what an operator opens (its schedule is shown there).
+            items.append((reverse("admin:jobs_periodicjob_change", args=[periodic[0]]), f"periodic job {periodic[1]}"))
+        elif run.schedule_id:
             items.append(
                 (reverse("admin:jobs_schedule_change", args=[run.schedule_id]), f"schedule #{run.schedule_id}")
             )
@@ -514,6 +575,11 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
         # Timing comes from the config and the subscription; sync_schedules would undo a hand edit.
         return [name for name in self.fields if name != "enabled"]
 
+    def get_queryset(self, request):
+        # Subscriptions' schedules. A periodic job's one schedule is shown, paused and run on
+        # the periodic job's own page (jobs/admin_periodic.py): one switch per job, not two.
+        return super().get_queryset(request).filter(periodic_job__isnull=True)
+
     def has_add_permission(self, request):
         return False
 
@@ -526,10 +592,7 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="state")
     def state(self, schedule):
-        state = ScheduleState(schedule.state)
-        if state == ScheduleState.ACTIVE:
-            return state.label
-        return format_html('<span title="{}"><strong>{}</strong></span>', schedule.state_reason, state.label)
+        return state_cell(schedule)
 
     @admin.display(description="tier", ordering="config__tier")
     def tier(self, schedule):
@@ -537,9 +600,7 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="runs")
     def timing(self, schedule):
-        return format_html(
-            '<span title="{}">{}</span>', schedule.cron_expression, cron_describe(schedule.cron_expression)
-        )
+        return timing_cell(schedule.cron_expression)
 
     @admin.display(description="subscriber", ordering="subscription__user__username")
     def subscriber(self, schedule):
@@ -548,16 +609,7 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="next run", ordering="next_run_at")
     def next_run(self, schedule):
-        if schedule.next_run_at is None:
-            return "–"
-        zone = get_zone(schedule.timezone)
-        local = schedule.next_run_at.astimezone(zone)
-        return format_html(
-            '<span class="kj-time" style="white-space:nowrap" title="{} · {}">{}</span>',
-            schedule.timezone,
-            f"{schedule.next_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
-            f"{local:%Y-%m-%d %H:%M %Z}",
-        )
+        return next_run_cell(schedule.next_run_at, schedule.timezone)
 
     @admin.display(description="next run (local)", ordering="next_run_at")
     def next_run_local(self, schedule):
@@ -572,13 +624,7 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="last run (UTC)", ordering="last_run_at")
     def last_run_link(self, schedule):
-        if not schedule.last_run_id:
-            return "–"
-        # Formatted before format_html: it escapes its arguments first, and a SafeString takes no date format.
-        when = f"{schedule.last_run_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if schedule.last_run_at else "run"
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:jobs_jobrun_change", args=[schedule.last_run_id]), when
-        )
+        return last_run_cell(schedule)
 
     @admin.display(description="outcome", ordering="last_status")
     def last_outcome(self, schedule):
@@ -685,17 +731,7 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
             cron, tz, whose = spread_cron(config.frequency, 1, config.job_type), "UTC", "a subscription (#1)"
         else:
             cron, tz, whose = config.cron_expression, "UTC", "a subscriber in UTC"
-        try:
-            runs = next_runs(cron, tz, timezone.now(), 5)
-        except NextRunUnknown as exc:  # written past validation: say so rather than fail the page
-            return format_html("<p><strong>Never runs</strong> (<code>{}</code>): {}</p>", cron, exc)
-        zone = get_zone(tz)
-        rows = format_html_join(
-            "",
-            "<li>{} <small>({})</small></li>",
-            ((f"{r.astimezone(zone):%a %Y-%m-%d %H:%M %Z}", f"{r:%Y-%m-%d %H:%M} UTC") for r in runs),
-        )
-        return format_html('<p>For {} ({}, <code>{}</code>):</p><ol class="kj-preview">{}</ol>', whose, tz, cron, rows)
+        return next_runs_html(cron, tz, f"For {whose}")
 
     @admin.display(description="schedules", ordering="schedules_n")
     def schedule_count(self, config):
@@ -737,3 +773,8 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             },
         )
+
+
+# Periodic jobs and the scheduling switch live in their own module; registering them here
+# keeps one admin module for Django's autodiscovery.
+from jobs import admin_periodic  # noqa: E402, F401

@@ -18,13 +18,16 @@ from jobs import selectors, services
 from jobs.admin_forms import (
     EnqueueOptionsForm,
     JobTypeChoiceForm,
+    SchedulingSwitchForm,
     add_payload_errors,
     payload_form_class,
     payload_from,
 )
 from jobs.errors import PayloadInvalid
+from jobs.periodic import scheduling_pause, scheduling_resume
 from jobs.registry import registry
 from jobs.services import queue_pause, queue_resume
+from kordant.audit import CHANGE, admin_log
 from reports.charts import bars_over_time
 
 # The dashboard reloads itself this often (seconds): a meta refresh, no JavaScript.
@@ -59,8 +62,45 @@ def dashboard(model_admin, request):
         "chart": runs_per_hour_chart(data["per_hour"]),
         "can_trigger": model_admin.has_trigger_permission(request),
         "changelist_url": reverse("admin:jobs_jobrun_changelist"),
+        **scheduling_context(request),
     }
     return TemplateResponse(request, "admin/jobs/dashboard.html", context)
+
+
+def scheduling_context(request, form=None) -> dict:
+    """The scheduling switch panel (admin/jobs/scheduling_panel.html): its state, the control, disabled built-ins."""
+    from jobs.operators import may_edit_scheduler_configs
+
+    switch = selectors.scheduling_switch_get()
+    return {
+        "switch": switch,
+        "can_pause": may_edit_scheduler_configs(request.user),
+        "switch_form": form or SchedulingSwitchForm(initial={"operation": "resume" if switch.paused else "pause"}),
+        "disabled_builtins": selectors.periodic_jobs_disabled_builtin(),
+    }
+
+
+def scheduling_switch_page(model_admin, request):
+    """Pause (with a reason) or resume all scheduling; the caller checked who may."""
+    form = SchedulingSwitchForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        if form.cleaned_data["operation"] == "pause":
+            reason = form.cleaned_data["reason"].strip()
+            switch = scheduling_pause(user=request.user, reason=reason)
+            admin_log(request.user, switch, CHANGE, f"Paused all scheduling: {reason}")
+            messages.warning(request, "Scheduling is paused: nothing fires until it is resumed.")
+        else:
+            switch = scheduling_resume(user=request.user)
+            admin_log(request.user, switch, CHANGE, "Resumed all scheduling.")
+            messages.success(request, "Scheduling resumed: each schedule catches up as its policy says.")
+        return HttpResponseRedirect(reverse("admin:jobs_dashboard"))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Scheduling",
+        "opts": model_admin.opts,
+        **scheduling_context(request, form if form.is_bound else None),
+    }
+    return TemplateResponse(request, "admin/jobs/scheduling.html", context)
 
 
 def enqueue_page(model_admin, request):

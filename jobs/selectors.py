@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs import dispatch, entries
 from jobs.entrypoints import quarantined
-from jobs.models import SCHEDULE_STATE_FILTERS, JobRun, Schedule, SchedulingSwitch
+from jobs.models import SCHEDULE_STATE_FILTERS, JobRun, PeriodicJob, Schedule, SchedulingSwitch
 from jobs.registry import QUEUES
 from jobs.scheduling import HEARTBEAT_KEY
 
@@ -333,3 +333,8 @@ def scheduler_state(*, connection=None) -> dict:
         "schedules": counts["tier"],
         "periodic_jobs": counts["periodic"],
     }
+
+
+def periodic_jobs_disabled_builtin():
+    """Built-in periodic jobs an operator has disabled: work the system relies on is not being done."""
+    return list(PeriodicJob.objects.filter(builtin=True, enabled=False).order_by("name"))

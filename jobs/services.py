@@ -458,16 +458,30 @@ def job_run_retry(run: JobRun, *, user=None) -> JobRun:
         raise InvalidTransition(f"run {run.pk} is {run.status}; only failed or cancelled runs can be retried")
     now = timezone.now()
     with transaction.atomic():
-        updated = JobRun.objects.filter(pk=run.pk, status__in=(Status.FAILED, Status.CANCELLED)).update(
-            status=Status.PENDING,
-            attempt=0,
-            next_attempt_at=None,
-            scheduled_for=None,
-            finished_at=None,
-            cancel_requested_at=None,
-            cancel_reason="",
-            updated_at=now,
-        )
+        try:
+            with transaction.atomic():
+                updated = JobRun.objects.filter(pk=run.pk, status__in=(Status.FAILED, Status.CANCELLED)).update(
+                    status=Status.PENDING,
+                    attempt=0,
+                    next_attempt_at=None,
+                    scheduled_for=None,
+                    finished_at=None,
+                    cancel_requested_at=None,
+                    cancel_reason="",
+                    updated_at=now,
+                )
+        except IntegrityError:
+            # One active run per dedupe key (the database's rule): another run took it meanwhile.
+            holder = (
+                JobRun.objects.filter(
+                    job_type=run.job_type, dedupe_key=run.dedupe_key, status__in=JobRun.ACTIVE_STATUSES
+                )
+                .values_list("pk", flat=True)
+                .first()
+            )
+            raise InvalidTransition(
+                f"run {run.pk} cannot be retried while run {holder} with the same dedupe key is active"
+            ) from None
         if not updated:
             raise InvalidTransition(f"run {run.pk} changed state; try again")
         who = f" by {user}" if user else ""

@@ -69,6 +69,8 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         run_worker()
         schedules_record_outcomes()
 
+        periodic = periodic_jobs_build(premium, run_worker)
+
         failed = enqueue("tests.permanent", {"message": "provider said no"})
         retried = enqueue("tests.permanent", {"message": "failed once, retried by hand"})
         retrying = enqueue("tests.fail", {"message": "provider timed out", "retry_after": 3600})
@@ -93,4 +95,54 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
     finally:
         server.shutdown()
         server.server_close()
-    return {"failed": failed, "retrying": retrying, "retried": retried, "cancelled": cancelled, "profile": profile}
+    return {
+        "failed": failed,
+        "retrying": retrying,
+        "retried": retried,
+        "cancelled": cancelled,
+        "profile": profile,
+        **periodic,
+    }
+
+
+def periodic_jobs_build(customer, run_worker) -> dict:
+    """Periodic jobs (issue 18) made by the services: an operator's, a customer's, and a built-in one
+    an operator disabled (the dashboard lists it); each has run and recorded it as a tick does."""
+    from jobs.models import PeriodicJob
+    from jobs.periodic import periodic_job_create, periodic_job_set_enabled, periodic_job_trigger_now
+    from jobs.scheduling import schedules_record_outcomes
+
+    pinger = periodic_job_create(
+        name="Ping every five minutes",
+        job_type="jobs.ping",
+        payload={"message": "still here"},
+        cron_expression="*/5 * * * *",
+        timezone="Europe/Paris",
+        max_attempts=2,
+        retry_delays=[30],
+    )
+    owned = periodic_job_create(
+        name="Weekly ping",
+        job_type="jobs.ping",
+        payload={"message": "my weekly ping"},
+        frequency="weekly",
+        timezone="America/New_York",
+        owner=customer,
+    )
+    builtin = periodic_job_create(
+        name="Prune finished runs (lived-in)",
+        job_type="jobs.prune",
+        payload={},
+        cron_expression="0 3 * * *",
+        description="Deletes finished runs past their retention.",
+    )
+    PeriodicJob.objects.filter(pk=builtin.pk).update(builtin=True)  # built-ins come from a data migration
+    runs = {job.pk: periodic_job_trigger_now(job) for job in (pinger, owned, builtin)}
+    run_worker()
+    # Recorded on each schedule as a tick records its run (last run, count); the scheduler's own
+    # pass does this once it fires periodic jobs' schedules (issue 18's firing path).
+    for job_pk, run in runs.items():
+        Schedule.objects.filter(periodic_job_id=job_pk).update(last_run=run, last_run_at=run.created_at, run_count=1)
+    schedules_record_outcomes()
+    periodic_job_set_enabled(builtin, False)
+    return {"periodic": pinger, "periodic_owned": owned, "periodic_builtin": builtin}

@@ -12,6 +12,7 @@ MAIN_LISTS = [
     ("jobs/jobrun", "admin-jobruns.png"),
     ("jobs/schedule", "admin-schedules.png"),
     ("jobs/schedulerconfig", "admin-schedulerconfigs.png"),
+    ("jobs/periodicjob", "admin-periodicjobs.png"),
     ("kordant/subscription", "admin-subscriptions.png"),
     ("reports/report", "admin-reports.png"),
 ]

@@ -92,6 +92,11 @@ def seeded(tmp_path, run_worker, tier_configs, settings):
     )
     sample = VoiceSample.objects.create(subscription=subscription, file="voice/x.wav", original_name="x.wav")
     AnalysisJob.objects.create(sample=sample)
+    from jobs.periodic import periodic_job_create
+
+    periodic_job_create(
+        name="seeded ping", job_type="jobs.ping", payload={"message": "hi"}, cron_expression="0 4 * * *"
+    )
     return profile
 
 

@@ -250,6 +250,17 @@ def test_retry_by_hand_runs_a_failed_run_again(run_worker):
     assert "retried by hand" in " ".join(run.events.values_list("message", flat=True))
 
 
+def test_retry_refuses_a_failed_run_while_another_run_holds_its_dedupe_key(run_worker):
+    """Was a 500 in the admin sweep: the retry broke the one-active-run-per-dedupe-key constraint."""
+    failed = enqueue("tests.permanent", {"message": "first"}, dedupe_key="scan:7")
+    run_worker()
+    waiting = enqueue("tests.permanent", {"message": "second"}, dedupe_key="scan:7", delay=3600)
+    with pytest.raises(InvalidTransition, match=f"run {waiting.pk}"):
+        job_run_retry(failed)
+    failed.refresh_from_db()
+    assert failed.status == "failed"
+
+
 def test_retry_refuses_a_completed_run(run_worker):
     run = enqueue("jobs.ping", {"message": "x"})
     run_worker()

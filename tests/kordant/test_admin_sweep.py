@@ -21,7 +21,7 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, reverse
 
 from jobs import rq_dashboard
-from jobs.models import JobRun
+from jobs.models import JobRun, PeriodicJob
 from jobs.operators import OPERATORS_GROUP
 from jobs.registry import registry
 from tests.factories import UserFactory
@@ -47,6 +47,10 @@ def _run_id(status: str) -> str:
     return str(JobRun.objects.filter(status=status).values_list("pk", flat=True).first())
 
 
+def _periodic_id(*, builtin: bool) -> int:
+    return PeriodicJob.objects.filter(builtin=builtin).values_list("pk", flat=True).order_by("pk").first()
+
+
 # Custom admin URLs by name: (kwargs, method, expected). GET on a POST-only view is a documented 405.
 # django_rq's own dashboard (mounted in the admin) is listed too; pages of it that would change Redis
 # (clear, empty, delete) must answer the 403 jobs.rq_dashboard documents, and the rest are not swept.
@@ -60,6 +64,17 @@ CUSTOM_PAGES = {
         ({"name": "low", "operation": "pause"}, "get", (405,)),
         ({"name": "low", "operation": "pause"}, "post", (302,)),
         ({"name": "low", "operation": "resume"}, "post", (302,)),
+    ],
+    # Operators see the scheduling switch (GET) but changing it takes jobs.schedulers (their POST is a 403);
+    # an empty POST is the form again, saying what is missing.
+    "jobs_scheduling": [({}, "get", (200,)), ({}, "post", (200, 403))],
+    "jobs_periodicjob_operation": [
+        (lambda: {"object_id": _periodic_id(builtin=False), "operation": "run_now"}, "get", (405,)),
+        (lambda: {"object_id": _periodic_id(builtin=False), "operation": "run_now"}, "post", (302,)),
+        # Enabling takes the model's change permission: a superuser's 302, an operator's 403.
+        (lambda: {"object_id": _periodic_id(builtin=True), "operation": "enable"}, "post", (302, 403)),
+        # Disabling a built-in job asks first (200), or is refused to an operator (403).
+        (lambda: {"object_id": _periodic_id(builtin=True), "operation": "disable"}, "post", (200, 403)),
     ],
     "jobs_jobrun_operation": [
         (lambda: {"object_id": _run_id("failed"), "operation": "retry"}, "get", (405,)),
@@ -140,6 +155,9 @@ def _model_pages(client, model_admin, request) -> tuple[list[Visit], list[str]]:
     if model_admin.search_fields:
         visits.append(Visit(f"{changelist}?q=demo", (200,)))
     visits.append(Visit(reverse(f"{base}_add"), (200,) if model_admin.has_add_permission(request) else (403,)))
+    if model_admin.model is PeriodicJob and model_admin.has_add_permission(request):
+        # The add page's second step: the form each job type's payload schema makes.
+        visits += [Visit(f"{reverse(f'{base}_add')}?job_type={name}", (200,)) for name in registry.names()]
     objects = _objects_to_visit(model_admin, request)
     for obj in objects:
         visits.append(Visit(reverse(f"{base}_change", args=[obj.pk]), (200,)))
@@ -299,3 +317,6 @@ def assert_lived_in():
     assert WebhookDelivery.objects.exists()
     assert RemovalRequest.objects.exclude(status="pending").exists()
     assert re.match(r"^[0-9a-f-]{36}$", _run_id("failed"))
+    periodic = PeriodicJob.objects.select_related("schedule")
+    assert periodic.filter(owner__isnull=False).exists() and periodic.filter(builtin=True, enabled=False).exists()
+    assert all(job.schedule.last_run_id for job in periodic)
