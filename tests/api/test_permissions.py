@@ -358,6 +358,8 @@ ADMIN_PROBES = {
     "change Alert": ("/admin/scanners/alert/", "acknowledge"),
     "change TitleChange": ("/admin/scanners/titlechange/", "resolve"),
     "report": ("/admin/reports/report/", "regenerate"),
+    "change PeriodicJob": ("/admin/jobs/periodicjob/", "disable"),
+    "run PeriodicJob": ("/admin/jobs/periodicjob/", "run_now"),
 }
 PROBE_OF = {
     ("api:jobrun-list", "post"): "trigger",
@@ -375,6 +377,16 @@ PROBE_OF = {
     ("api:titlechange-acknowledge", "post"): "change TitleChange",
     ("api:titlechange-resolve", "post"): "change TitleChange",
     ("api:report-list", "post"): "report",
+    ("api:periodicjob-list", "post"): "change PeriodicJob",
+    ("api:periodicjob-detail", "put"): "change PeriodicJob",
+    ("api:periodicjob-detail", "patch"): "change PeriodicJob",
+    ("api:periodicjob-detail", "delete"): "change PeriodicJob",
+    ("api:periodicjob-enable", "post"): "change PeriodicJob",
+    ("api:periodicjob-disable", "post"): "change PeriodicJob",
+    ("api:periodicjob-trigger", "post"): "run PeriodicJob",
+    # Pausing all scheduling asks the tier table's permission, in both doors.
+    ("api:scheduler-pause", "post"): "schedulers",
+    ("api:scheduler-resume", "post"): "schedulers",
 }
 
 
@@ -399,6 +411,7 @@ def test_the_admin_answers_each_user_as_the_api_does_about_other_peoples_objects
     AlertFactory(subscription=owner_subscription)
     TitleChangeFactory(property=PropertyFactory(subscription=owner_subscription))
     ReportFactory(subscription=owner_subscription, kind="monthly", period_start="2026-10-01", period_end="2026-10-31")
+    _customer_job(owner_subscription)
     user = make_user(who)
     if user is not None:
         client.force_login(user)
