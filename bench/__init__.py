@@ -18,4 +18,5 @@ BENCHMARKS = [
     "reports",
     "admin",
     "api",
+    "forecast",
 ]
