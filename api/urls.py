@@ -4,7 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from api import auth, domain, jobs, schedules, stats
+from api import auth, domain, jobs, scheduler_forecast, schedules, stats
 from api.errors import error_body
 
 app_name = "api"
@@ -17,7 +17,12 @@ class APIRoot(APIRootView):
     permission_classes = [AllowAny]
     schema = None  # a map of the contract, not an operation in it
     # Endpoints outside the router, by URL name, shown beside the router's lists.
-    extra = {"auth/token": "token", "stats": "stats", "metrics": "metrics"}
+    extra = {
+        "auth/token": "token",
+        "stats": "stats",
+        "metrics": "metrics",
+        "scheduler/forecast": "scheduler-forecast",
+    }
 
 
 class Router(DefaultRouter):
@@ -44,6 +49,7 @@ urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="token"),
     path("stats/", stats.StatsView.as_view(), name="stats"),
     path("metrics", stats.MetricsView.as_view(), name="metrics"),
+    path("scheduler/forecast", scheduler_forecast.SchedulerForecastView.as_view(), name="scheduler-forecast"),
     path("", include(router.urls)),
     # Anything else under /api/v1/ is a 404 in the API's error shape, not Django's HTML page;
     # [\s\S], not ".": a path with a newline in it (%0A) is "anything else" too.
