@@ -41,7 +41,7 @@ class ForecastPeakSerializer(serializers.Serializer):
 
 
 class ForecastSerializer(serializers.Serializer):
-    start = serializers.DateTimeField(help_text="The first hour (UTC), the current one.")
+    start = serializers.DateTimeField(help_text="The first hour (UTC): the current one, counted whole.")
     end = serializers.DateTimeField()
     hours = serializers.IntegerField()
     job_types = serializers.ListField(child=serializers.CharField())

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -130,6 +131,13 @@ def schedule_forecast(
 ) -> Forecast:
     """Runs that `schedules` (default: all active ones, tier and periodic) will start per UTC hour, per job type."""
     return forecast_from_groups(schedule_forecast_groups(schedules, job_type=job_type), start=start, hours=hours)
+
+
+def dashboard_forecast() -> Forecast:
+    """The dashboard's 7 days, computed at most once a minute per process: it reloads every few
+    seconds, and a week ahead does not change in a minute."""
+    start = forecast_start()
+    return cache.get_or_set(f"jobs:forecast:{start:%Y%m%d%H}", lambda: schedule_forecast(start=start), 60)
 
 
 def forecast_from_groups(groups: Groups, *, start: datetime | None = None, hours: int = FORECAST_HOURS) -> Forecast:

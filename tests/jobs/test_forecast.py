@@ -62,9 +62,7 @@ rows = st.tuples(
     st.sampled_from(ZONES),
     st.sampled_from(["darkwatch.scan", "jobs.prune"]),
 )
-starts = st.builds(
-    lambda base, hours: base + timedelta(hours=hours), st.sampled_from(STARTS), st.integers(-72, 48)
-)
+starts = st.builds(lambda base, hours: base + timedelta(hours=hours), st.sampled_from(STARTS), st.integers(-72, 48))
 
 
 def nonzero(per_type: dict[str, list[int]]) -> dict[str, list[int]]:
@@ -106,7 +104,9 @@ def test_half_hour_zones_split_an_hour_between_two_utc_hours():
 
 
 def test_unreadable_timings_are_counted_apart_not_forecast():
-    groups = Counter({("0 3 * * *", "Mars/Olympus", "a"): 2, ("61 * * * *", "UTC", "a"): 1, ("0 * * * *", "UTC", "a"): 1})
+    groups = Counter(
+        {("0 3 * * *", "Mars/Olympus", "a"): 2, ("61 * * * *", "UTC", "a"): 1, ("0 * * * *", "UTC", "a"): 1}
+    )
     forecast = forecast_from_groups(groups, start=datetime(2026, 6, 1, tzinfo=UTC), hours=24)
     assert (forecast.unreadable, forecast.schedules, forecast.total) == (3, 1, 24)
 
@@ -119,7 +119,9 @@ def configs():
     SchedulerConfig.objects.all().delete()
     return {
         "daily": SchedulerConfig.objects.create(tier="premium", job_type="darkwatch.scan", frequency="daily"),
-        "off": SchedulerConfig.objects.create(tier="basic", job_type="hometitle.scan", frequency="daily", enabled=False),
+        "off": SchedulerConfig.objects.create(
+            tier="basic", job_type="hometitle.scan", frequency="daily", enabled=False
+        ),
     }
 
 
@@ -136,7 +138,11 @@ def _tier_schedule(config, cron, tz="UTC", **fields):
 
 def _periodic_schedule(cron, tz="UTC", *, enabled=True, job_type="jobs.prune", name=None):
     job = PeriodicJob.objects.create(
-        name=name or f"periodic {cron} {tz} {enabled}", job_type=job_type, cron_expression=cron, timezone=tz, enabled=enabled
+        name=name or f"periodic {cron} {tz} {enabled}",
+        job_type=job_type,
+        cron_expression=cron,
+        timezone=tz,
+        enabled=enabled,
     )
     return Schedule.objects.create(periodic_job=job, cron_expression=cron, timezone=tz, next_run_at=timezone.now())
 
@@ -156,7 +162,9 @@ def test_only_active_schedules_count_tier_and_periodic(configs):
 
     forecast = schedule_forecast(start=start, hours=72)
 
-    rows = [(s.cron_expression, s.timezone, s.job_type) for s in Schedule.objects.filter(pk__in=[s.pk for s in counted])]
+    rows = [
+        (s.cron_expression, s.timezone, s.job_type) for s in Schedule.objects.filter(pk__in=[s.pk for s in counted])
+    ]
     assert nonzero(forecast.per_type) == nonzero(forecast_brute_force(rows, start=start, hours=72))
     assert forecast.schedules == 3
     assert sum(forecast.per_type["jobs.prune"]) == 72 * 6
@@ -170,7 +178,9 @@ def test_a_config_change_forecast_is_what_the_sync_would_make(configs):
     from jobs.scheduling import schedules_sync_tier
 
     config = configs["daily"]
-    subscriptions = [SubscriptionFactory(tier="premium", timezone=tz) for tz in ("UTC", "America/New_York", "Asia/Kolkata")]
+    subscriptions = [
+        SubscriptionFactory(tier="premium", timezone=tz) for tz in ("UTC", "America/New_York", "Asia/Kolkata")
+    ]
     SubscriptionFactory(tier="premium", status="cancelled")  # no schedule, now or after
     schedules_sync_tier("premium")
     paused = Schedule.objects.get(subscription=subscriptions[0], config=config)
