@@ -203,3 +203,25 @@ def test_a_config_change_forecast_is_what_the_sync_would_make(configs):
     off = SchedulerConfig.objects.get(pk=config.pk)
     off.enabled = False
     assert scheduler_config_forecast_change(config, off, start=start, hours=48)[1].total == 0
+
+
+@pytest.mark.django_db
+def test_a_periodic_job_change_forecast_swaps_its_one_row():
+    from jobs.forecast import periodic_job_forecast_change
+
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    schedule = _periodic_schedule("0 * * * *", name="hourly prune")
+    job = schedule.periodic_job
+
+    before, after = periodic_job_forecast_change(
+        job, cron="*/15 * * * *", tz="Asia/Kolkata", job_type="jobs.prune", enabled=True, start=start, hours=24
+    )
+    assert (before.total, after.total) == (24, 96)
+    disabled = periodic_job_forecast_change(
+        job, cron="0 * * * *", tz="UTC", job_type="jobs.prune", enabled=False, start=start, hours=24
+    )[1]
+    assert disabled.total == 0
+    added = periodic_job_forecast_change(
+        None, cron="30 9 * * *", tz="UTC", job_type="jobs.monitor", enabled=True, start=start, hours=24
+    )[1]
+    assert added.per_type["jobs.monitor"][9] == 1 and added.total == 25
