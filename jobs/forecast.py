@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Coalesce
@@ -125,7 +126,10 @@ def schedule_forecast_rows(
     # The ORM writes the query; the groups (one per schedule, nearly, when crons are spread)
     # are read straight off the cursor, a batch at a time: text and counts need no
     # conversion, and the ORM's per-row work was half the time of the whole forecast.
-    sql, params = rows.query.sql_with_params()
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:  # .none(), or a filter on an empty list: no rows to ask for
+        return
     with connections[rows.db].cursor() as cursor:
         cursor.execute(sql, params)
         while batch := cursor.fetchmany(10_000):
