@@ -225,3 +225,13 @@ def test_a_periodic_job_change_forecast_swaps_its_one_row():
         None, cron="30 9 * * *", tz="UTC", job_type="jobs.monitor", enabled=True, start=start, hours=24
     )[1]
     assert added.per_type["jobs.monitor"][9] == 1 and added.total == 25
+
+
+@pytest.mark.django_db
+def test_the_forecast_is_one_grouped_query_however_many_schedules(configs, django_assert_num_queries):
+    for minute in range(30):
+        _tier_schedule(configs["daily"], f"{minute} 3 * * *", "America/New_York")
+    with django_assert_num_queries(1) as captured:
+        forecast = schedule_forecast(start=datetime(2026, 6, 1, tzinfo=UTC), hours=24)
+    assert "GROUP BY" in captured.captured_queries[0]["sql"]
+    assert forecast.per_type["darkwatch.scan"][7] == 30  # 03:xx EDT is 07:xx UTC
