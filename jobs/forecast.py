@@ -408,14 +408,3 @@ def periodic_job_forecast_change(
     remove = Schedule.objects.filter(periodic_job_id=pk) if pk else Schedule.objects.none()
     add = Counter({(cron, tz, job_type): 1}) if enabled else Counter()
     return forecast_change(remove=remove, add=add, start=start, hours=hours)
-
-
-def forecast_difference(before: Forecast, after: Forecast) -> dict:
-    """The figures a confirmation page puts side by side."""
-    return {
-        "before": before,
-        "after": after,
-        "change": after.total - before.total,
-        "peak_before": before.peak,
-        "peak_after": after.peak,
-    }
