@@ -4,7 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from api import auth, domain, jobs, periodic, schedules, stats, webhook_keys
+from api import auth, domain, jobs, periodic, scheduler_forecast, schedules, stats, webhook_keys
 from api.errors import error_body
 
 app_name = "api"
@@ -23,6 +23,7 @@ class APIRoot(APIRootView):
         "metrics": "metrics",
         "scheduler": "scheduler",
         "webhooks/keys": "webhook-keys",
+        "scheduler/forecast": "scheduler-forecast",
     }
 
 
@@ -55,6 +56,7 @@ urlpatterns = [
     path("scheduler/pause", periodic.SchedulerPauseView.as_view(), name="scheduler-pause"),
     path("scheduler/resume", periodic.SchedulerResumeView.as_view(), name="scheduler-resume"),
     path("webhooks/keys", webhook_keys.WebhookKeysView.as_view(), name="webhook-keys"),
+    path("scheduler/forecast", scheduler_forecast.SchedulerForecastView.as_view(), name="scheduler-forecast"),
     path("", include(router.urls)),
     # Anything else under /api/v1/ is a 404 in the API's error shape, not Django's HTML page;
     # [\s\S], not ".": a path with a newline in it (%0A) is "anything else" too.

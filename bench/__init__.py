@@ -21,4 +21,5 @@ BENCHMARKS = [
     "admin",
     "api",
     "pool",
+    "forecast",
 ]

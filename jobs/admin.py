@@ -695,6 +695,57 @@ class SchedulerConfigAdmin(OperatorActionsMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(schedules_n=Count("schedules"))
 
+    # A change to any of these re-times (or starts, or stops) a whole tier's schedules.
+    TIMING_FIELDS = ("tier", "job_type", "frequency", "cron_expression", "enabled")
+    CONFIRM_TIMING = "_confirm_timing"
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A valid save that changes the timing asks first, showing the load forecast now and after it."""
+        if request.method == "POST" and self.CONFIRM_TIMING not in request.POST:
+            confirmation = self._timing_confirmation(request, object_id)
+            if confirmation is not None:
+                return confirmation
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _timing_confirmation(self, request, object_id):
+        from django.contrib.admin.utils import unquote
+
+        from jobs.forecast import scheduler_config_forecast_change
+
+        config = self.get_object(request, unquote(object_id)) if object_id else None
+        if object_id and config is None:
+            return None  # the admin's own "does not exist" answer
+        allowed = self.has_change_permission(request, config) if config else self.has_add_permission(request)
+        if not allowed:
+            return None  # the admin's own 403
+        form = self.get_form(request, config, change=config is not None)(
+            request.POST, request.FILES, instance=SchedulerConfig.objects.get(pk=config.pk) if config else None
+        )
+        if not form.is_valid() or (config and not set(form.changed_data) & set(self.TIMING_FIELDS)):
+            return None  # errors at their fields, or nothing re-timed: the admin saves as usual
+        proposed = form.save(commit=False)  # not saved: the forecast says what saving would do
+        before, after = scheduler_config_forecast_change(config, proposed)
+        return TemplateResponse(
+            request,
+            "admin/jobs/schedulerconfig/confirm_timing.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Change the tier's timing?",
+                "opts": self.opts,
+                "original": config,
+                "proposed": proposed,
+                "changed": [name for name in self.TIMING_FIELDS if name in form.changed_data],
+                "change_figures": admin_pages.forecast_change_figures(before, after),
+                "posted": [
+                    (name, value)
+                    for name, values in request.POST.lists()
+                    if name != "csrfmiddlewaretoken"
+                    for value in values
+                ],
+                "confirm_name": self.CONFIRM_TIMING,
+            },
+        )
+
     def has_add_permission(self, request):
         return self.has_schedulers_permission(request)
 

@@ -24,11 +24,12 @@ from jobs.admin_forms import (
     payload_from,
 )
 from jobs.errors import PayloadInvalid
+from jobs.forecast import Forecast, dashboard_forecast
 from jobs.periodic import scheduling_pause, scheduling_resume
 from jobs.registry import registry
 from jobs.services import queue_pause, queue_resume
 from kordant.audit import CHANGE, admin_log
-from reports.charts import bars_over_time
+from reports.charts import SERIES_COLOURS, bars_over_time, stacked_columns
 
 # The dashboard reloads itself this often (seconds): a meta refresh, no JavaScript.
 DASHBOARD_REFRESH_SECONDS = 5
@@ -51,6 +52,42 @@ def runs_per_hour_chart(per_hour: list[dict]):
     )
 
 
+def forecast_figures(forecast: Forecast, *, title: str = "Runs per hour, next 7 days (UTC)") -> dict:
+    """A forecast as the templates show it (admin/jobs/forecast.html): the chart, its legend, the peak."""
+    names = forecast.job_types
+    ticks = {
+        index: f"{forecast.hour(index):%a %d}"
+        for index in range(forecast.hours)
+        if forecast.hour(index).hour == 0 and forecast.hours > 24
+    } or {0: f"{forecast.start:%H:00}"}
+    peak = forecast.peak
+    return {
+        "forecast": forecast,
+        "chart": stacked_columns(
+            [f"{forecast.hour(index):%a %d %H:00} UTC" for index in range(forecast.hours)],
+            [(name, forecast.per_type[name]) for name in names],
+            title=title,
+            ticks=ticks,
+            mark=int((peak[0] - forecast.start).total_seconds()) // 3600 if peak else None,
+        ),
+        "legend": [
+            (name, SERIES_COLOURS[number % len(SERIES_COLOURS)], sum(forecast.per_type[name]))
+            for number, name in enumerate(names)
+        ],
+        "peak": peak,
+        "total": forecast.total,
+    }
+
+
+def forecast_change_figures(before: Forecast, after: Forecast) -> dict:
+    """Before and after a proposed change (admin/jobs/forecast_change.html), for a confirmation step."""
+    return {
+        "before": forecast_figures(before, title="Now"),
+        "after": forecast_figures(after, title="After the change"),
+        "change": after.total - before.total,
+    }
+
+
 def dashboard(model_admin, request):
     data = selectors.jobs_dashboard()
     context = {
@@ -60,6 +97,7 @@ def dashboard(model_admin, request):
         "refresh_seconds": DASHBOARD_REFRESH_SECONDS,
         "data": data,
         "chart": runs_per_hour_chart(data["per_hour"]),
+        "forecast": forecast_figures(dashboard_forecast()),
         "can_trigger": model_admin.has_trigger_permission(request),
         "changelist_url": reverse("admin:jobs_jobrun_changelist"),
         **scheduling_context(request),

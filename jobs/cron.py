@@ -26,6 +26,7 @@ import math
 import re
 import zlib
 import zoneinfo
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
@@ -216,7 +217,7 @@ def next_run_after(cron: str, tz: str, after: datetime) -> datetime:
         raise NextRunUnknown(f"unknown time zone {tz!r}") from exc
     normalised = cron_normalise(cron)
     wall = after.astimezone(zone).replace(tzinfo=None)
-    step = _simple_step(normalised) or _croniter_step(normalised)
+    step = _wall_step(normalised)
     for _ in range(1000):
         try:
             wall = step(wall)
@@ -227,6 +228,35 @@ def next_run_after(cron: str, tz: str, after: datetime) -> datetime:
         if instant > after:
             return instant
     raise CronNeverRuns(f"cron {cron!r} has no tick after {after.isoformat()}")
+
+
+def wall_ticks(cron: str, after: datetime, until: datetime) -> Iterator[datetime]:
+    """The ticks of `cron` on a naive wall clock, strictly after `after` and up to `until`.
+
+    The wall times next_run_after steps through before it places each on a zone's clock
+    (wall_to_utc): the load forecast reads crons through this, so it cannot read one
+    differently from the firing.
+    """
+    step = _wall_step(cron_normalise(cron))
+    wall = after
+    while True:
+        try:
+            wall = step(wall)
+        except CroniterBadDateError:
+            return
+        if wall > until:
+            return
+        yield wall
+
+
+@lru_cache(maxsize=1024)
+def cron_minutes(minute_field: str) -> tuple[int, ...]:
+    """The minutes of the hour a (normalised) minute field matches, read by the same stepper as the firing."""
+    hour = datetime(2024, 1, 1)
+    return tuple(
+        t.minute
+        for t in wall_ticks(f"{minute_field} 0 * * *", hour - timedelta(microseconds=1), hour.replace(minute=59))
+    )
 
 
 def next_runs(cron: str, tz: str, after: datetime, count: int = 5) -> list[datetime]:
@@ -302,6 +332,10 @@ def wall_to_utc(wall: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
         else:
             low = middle
     return datetime.fromtimestamp(high, UTC)
+
+
+def _wall_step(normalised: str):
+    return _simple_step(normalised) or _croniter_step(normalised)
 
 
 def _croniter_step(cron: str):

@@ -118,3 +118,67 @@ def progress_bar(segments: list[tuple[str, int, str]], *, title: str, width: int
         )
         legend_x += 14 + 5 * len(text)
     return _svg(width, height, "".join(parts), title)
+
+
+# One colour per series of a stacked chart, in order; then round again.
+SERIES_COLOURS = ("#1c7ed6", "#e8590c", "#2b8a3e", "#ae3ec9", "#f59f00", "#0b7285", "#c2255c", "#5c940d")
+
+
+def stacked_columns(
+    labels: list[str],
+    series: list[tuple[str, list[int]]],
+    *,
+    title: str,
+    ticks: dict[int, str] | None = None,
+    mark: int | None = None,
+    width: int = 720,
+    height: int = 190,
+) -> SafeString:
+    """A column per bucket, stacked from `series` ([(name, one count per label)], colours in order).
+
+    `ticks` labels chosen columns on the axis (index -> text); `mark` outlines one column
+    (the peak). Each column's tooltip names its label and every series' count.
+    """
+    if not labels:
+        return _svg(width, height, "", title)
+    totals = [sum(counts[index] for _, counts in series) for index in range(len(labels))]
+    top = max(totals) or 1
+    left, bottom, chart_h = 34, 20, height - 30
+    slot = (width - left) / len(labels)
+    base = height - bottom
+    parts = [
+        f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="{INK}" stroke-width="0.5"/>',
+        f'<text x="{left - 4}" y="{base - chart_h + 8}" font-size="8" text-anchor="end" fill="{INK}">{top}</text>',
+        f'<text x="{left - 4}" y="{base}" font-size="8" text-anchor="end" fill="{INK}">0</text>',
+    ]
+    for index, label in enumerate(labels):
+        x = left + index * slot
+        y = float(base)
+        tip = "; ".join(f"{name} {counts[index]}" for name, counts in series if counts[index])
+        column = [f"<title>{escape(label)}: {totals[index]} ({escape(tip) or 'none'})</title>"]
+        for number, (_, counts) in enumerate(series):
+            if counts[index]:
+                h = chart_h * counts[index] / top
+                y -= h
+                colour = SERIES_COLOURS[number % len(SERIES_COLOURS)]
+                column.append(
+                    f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(slot * 0.8, 1):.1f}" height="{h:.1f}" fill="{colour}"/>'
+                )
+        # A transparent full-height target, so the tooltip shows on short columns too.
+        column.append(
+            f'<rect x="{x:.1f}" y="{base - chart_h}" width="{slot:.1f}" height="{chart_h}" fill="transparent"/>'
+        )
+        parts.append(f"<g>{''.join(column)}</g>")
+        if mark == index:
+            parts.append(
+                f'<rect class="mark" x="{x - 1:.1f}" y="{base - chart_h * totals[index] / top - 2:.1f}" '
+                f'width="{slot + 2:.1f}" height="{chart_h * totals[index] / top + 2:.1f}" fill="none" '
+                f'stroke="{INK}" stroke-width="1"/>'
+            )
+    for index, text in (ticks or {}).items():
+        x = left + index * slot
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 3}" stroke="{INK}" stroke-width="0.5"/>'
+            f'<text x="{x + 2:.1f}" y="{height - 6}" font-size="8" fill="{INK}">{escape(text)}</text>'
+        )
+    return _svg(width, height, "".join(parts), title)

@@ -478,7 +478,15 @@ def test_holders_of_the_schedulers_permission_edit_configs(client, operator):
     config = SchedulerConfig.objects.create(tier="plus", job_type="jobs.ping", frequency="daily")
     response = client.post(
         f"/admin/jobs/schedulerconfig/{config.pk}/change/",
-        {"tier": "plus", "job_type": "jobs.ping", "frequency": "weekly", "overlap": "skip", "priority": ""},
+        # A timing change asks first (tests/jobs/test_forecast_admin.py); this is the confirmed post.
+        {
+            "tier": "plus",
+            "job_type": "jobs.ping",
+            "frequency": "weekly",
+            "overlap": "skip",
+            "priority": "",
+            "_confirm_timing": "yes",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     config.refresh_from_db()
