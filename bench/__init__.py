@@ -13,6 +13,7 @@ BENCHMARKS = [
     "scanners",
     "webhooks",
     "notifications",
+    "fanout",
     "voiceprint",
     "removebrokers",
     "reports",

@@ -229,6 +229,31 @@ def test_sms_and_push_claimed_by_an_attempt_that_crashed_are_never_resent(run_wo
     assert Notification.objects.filter(status="sent").count() == 4
 
 
+def test_a_batch_killed_midway_loses_nothing_and_resends_no_email_it_had_sent(run_worker):
+    users = [UserFactory(email=f"user{i}@example.com") for i in range(6)]
+    created = notify_many(users, kinds.REMINDER, REMIND, channels=["email"])
+    (batch,) = runs_of(BATCH_JOB)
+    # The first attempt sent two, had claimed two more when it died, and never reached the last two.
+    sent, claimed = created[:2], created[2:4]
+    Notification.objects.filter(pk__in=[n.pk for n in sent]).update(
+        status="sent", attempts=1, sent_at=timezone.now(), claimed_by=f"{batch.pk}:0"
+    )
+    Notification.objects.filter(pk__in=[n.pk for n in claimed]).update(
+        status="sending", attempts=1, claimed_at=timezone.now(), claimed_by=f"{batch.pk}:0"
+    )
+
+    run_worker()
+
+    # At least once for what it had claimed (the same Message-ID, so the second copy collapses)...
+    assert sorted(message.to[0] for message in mail.outbox) == sorted(u.email for u in users[2:])
+    for notification in claimed:
+        (message,) = [m for m in mail.outbox if m.to == [notification.recipient.email]]
+        assert message.extra_headers["Message-ID"].startswith(f"<notification-{notification.pk}@")
+    # ...and nothing it had sent goes twice.
+    assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
+    assert runs_of(BATCH_JOB).get().result["skipped"] == 2
+
+
 def test_the_sms_cap_holds_when_a_users_texts_are_claimed_at_once(run_worker, httpserver, settings):
     settings.NOTIFICATIONS_SMS_PER_HOUR = 3
     settings.NOTIFICATIONS_BATCH_CONCURRENCY = 8
