@@ -34,7 +34,7 @@ from django.db import connections
 from django.utils import timezone
 
 from jobs.errors import PermanentJobError, ProviderUnavailable, RetryableJobError
-from notifications.delivery import mail_connection_shared, notification_deliver
+from notifications.delivery import clients_warm, mail_connection_shared, notification_deliver
 from notifications.models import Notification
 
 logger = logging.getLogger("notifications")
@@ -52,6 +52,7 @@ def notifications_deliver_batch(
     Raises ProviderUnavailable after the batch if any delivery failed retryably and attempts are left.
     """
     ids = list(dict.fromkeys(notification_ids))
+    clients_warm()  # built here, once: threads racing to build a cached client would each build one
     order, outcome = _delivery_order(ids)
     threads = max(1, min(concurrency or settings.NOTIFICATIONS_BATCH_CONCURRENCY, len(order) or 1))
     pending = deque(order)

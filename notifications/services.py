@@ -13,6 +13,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs import enqueue
@@ -60,22 +61,30 @@ def notify_many(
 ) -> list[Notification]:
     """`notify` each of `users` (a fan-out); what is due now is queued as `notifications.send_batch` jobs."""
     spec, wanted, stored_context = _checked_request(kind, context, channels, send_at, dedupe_key)
-    users = list(users)
-    for user in users:
-        _check_user(user)  # before anything is written: a bad user anywhere changes nothing
+    if isinstance(users, QuerySet):
+        users = users.iterator(chunk_size=2000)  # 100,000 users need not all be in memory at once
+    size = settings.NOTIFICATIONS_BATCH_SIZE
     created: list[Notification] = []
+    due_now: list[Notification] = []
+    # One transaction: a bad user anywhere rolls back everything, and no job reaches Redis before the commit.
     with transaction.atomic():
-        due_now: list[Notification] = []
         for user in users:
+            _check_user(user)
             created += _notify_user(user, spec, wanted, stored_context, send_at, dedupe_key, batch=due_now)
-        size = settings.NOTIFICATIONS_BATCH_SIZE
-        for start in range(0, len(due_now), size):
-            chunk = due_now[start : start + size]
-            run = enqueue(BATCH_JOB, {"notification_ids": [n.pk for n in chunk]})
-            Notification.objects.filter(pk__in=[n.pk for n in chunk]).update(job_run=run)
-            for notification in chunk:
-                notification.job_run = run
+            while len(due_now) >= size:
+                _batch_enqueue(due_now[:size])
+                del due_now[:size]
+        if due_now:
+            _batch_enqueue(due_now)
     return created
+
+
+def _batch_enqueue(notifications: list[Notification]) -> None:
+    ids = [n.pk for n in notifications]
+    run = enqueue(BATCH_JOB, {"notification_ids": ids})
+    Notification.objects.filter(pk__in=ids).update(job_run=run)
+    for notification in notifications:
+        notification.job_run = run
 
 
 def _checked_request(kind, context, channels, send_at, dedupe_key):
@@ -156,8 +165,11 @@ def _create(user, kind: str, context: dict, target: Target, send_at, dedupe_key,
         send_at=send_at,
         dedupe_key=dedupe_key,
     )
+    # Only a dedupe key can collide, and only then is the savepoint needed to recover from it; a
+    # fan-out of 100,000 without one saves two round trips a notification.
+    savepoint = transaction.atomic() if dedupe_key is not None else contextlib.nullcontext()
     try:
-        with transaction.atomic():
+        with savepoint:
             notification.save(force_insert=True)
     except IntegrityError:
         if dedupe_key is None:
