@@ -1,10 +1,14 @@
 """Fan-out delivery: notify_many() queues `notifications.send_batch` jobs, and a batch delivers its
 notifications several at a time with the same guarantees as one `notifications.send` each."""
 
+import os
+import signal
 import socket
+import threading
 import time
 from datetime import time as clock_time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -16,7 +20,7 @@ from werkzeug import Response
 from jobs import enqueue
 from jobs.errors import PayloadInvalid
 from jobs.models import JobRun
-from jobs.services import delayed_runs_push_due
+from jobs.services import delayed_runs_push_due, job_runs_recover
 from notifications import kinds
 from notifications.models import Notification, NotificationPreference, WebhookDelivery, WebhookEndpoint
 from notifications.services import BATCH_JOB, SEND_JOB, notify_many
@@ -254,6 +258,56 @@ def test_a_batch_killed_midway_loses_nothing_and_resends_no_email_it_had_sent(ru
     # ...and nothing it had sent goes twice.
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
     assert runs_of(BATCH_JOB).get().result["skipped"] == 2
+
+
+def test_a_worker_killed_mid_batch_never_resends_the_text_it_was_sending(
+    worker_process, run_worker, httpserver, settings, monkeypatch
+):
+    # Real processes: one worker delivering a batch one text at a time, SIGKILLed (with its work horse)
+    # while Twilio holds the third text: taken or not, nobody can tell.
+    monkeypatch.setenv("NOTIFICATIONS_BATCH_CONCURRENCY", "1")
+    settings.TWILIO_API_BASE = httpserver.url_for("")
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = "AC" + "0123456789abcdef" * 2, "token"
+    settings.TWILIO_FROM_NUMBER = "+14155550100"
+    for name in ("TWILIO_API_BASE", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER"):
+        monkeypatch.setenv(name, getattr(settings, name))  # the worker process reads its environment
+    third_arrived, release = threading.Event(), threading.Event()
+
+    def answer(request, number):
+        if number == 3:
+            third_arrived.set()
+            release.wait(10)
+        return twilio_answer(201, None)(request, number)
+
+    texts = serve_in_turn(httpserver, f"/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Messages.json", answer)
+    texters = [user_reachable_by("sms", f"+4477009001{i:02d}") for i in range(6)]
+    notify_many(texters, kinds.REMINDER, REMIND, channels=["sms"])
+    (batch,) = runs_of(BATCH_JOB)
+
+    worker = worker_process()
+    try:
+        assert third_arrived.wait(30), "the worker never reached the third text"
+        horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        for pid in [worker.pid, *map(int, horses)]:
+            os.kill(pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        release.set()
+    in_doubt = texts[2].form["To"]
+    assert job_runs_recover().lost == [str(batch.pk)]
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        assert delayed_runs_push_due() == 1
+        run_worker()
+
+    by_phone = {}
+    for request in texts:
+        by_phone[request.form["To"]] = by_phone.get(request.form["To"], 0) + 1
+    assert by_phone == {texter.notification_preferences.get().address: 1 for texter in texters}  # none twice
+    doubtful = Notification.objects.get(address=in_doubt)
+    assert doubtful.status == "failed" and doubtful.reason.startswith("outcome unknown")
+    assert Notification.objects.filter(status="sent").count() == 5
+    assert runs_of(BATCH_JOB).get().status == "completed"
 
 
 def test_the_sms_cap_holds_when_a_users_texts_are_claimed_at_once(run_worker, httpserver, settings):
