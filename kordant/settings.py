@@ -205,17 +205,23 @@ EXPO_PUSH_URL = env("EXPO_PUSH_URL", default="https://exp.host")
 EXPO_ACCESS_TOKEN = env("EXPO_ACCESS_TOKEN", default="")
 # Texts one user may be sent in any hour; more are suppressed with the reason recorded. 0: no limit.
 NOTIFICATIONS_SMS_PER_HOUR = env.int("NOTIFICATIONS_SMS_PER_HOUR", default=10)
+
+
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = env.int(name, default=default)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ImproperlyConfigured(f"{name} must be a whole number from {low} to {high}, got {env.str(name)!r}")
+    return value
+
+
 # Fan-out delivery (notify_many -> notifications.send_batch): notifications per batch job (1-1000),
 # and deliveries in flight at once in one batch. Each in-flight delivery holds a database
 # connection for the batch: size the database's connection limit for workers x concurrency.
-NOTIFICATIONS_BATCH_SIZE = env.int("NOTIFICATIONS_BATCH_SIZE", default=200)
-NOTIFICATIONS_BATCH_CONCURRENCY = env.int("NOTIFICATIONS_BATCH_CONCURRENCY", default=16)
-if not 1 <= NOTIFICATIONS_BATCH_SIZE <= 1000:
-    raise ImproperlyConfigured(f"NOTIFICATIONS_BATCH_SIZE must be 1 to 1000, got {NOTIFICATIONS_BATCH_SIZE}")
-if not 1 <= NOTIFICATIONS_BATCH_CONCURRENCY <= 64:
-    raise ImproperlyConfigured(
-        f"NOTIFICATIONS_BATCH_CONCURRENCY must be 1 to 64, got {NOTIFICATIONS_BATCH_CONCURRENCY}"
-    )
+NOTIFICATIONS_BATCH_SIZE = _whole_number("NOTIFICATIONS_BATCH_SIZE", 200, 1, 1000)
+NOTIFICATIONS_BATCH_CONCURRENCY = _whole_number("NOTIFICATIONS_BATCH_CONCURRENCY", 16, 1, 64)
 
 # RemoveBrokers (scanners/removebrokers/): per-request HTTP timeout to brokers (s), days
 # before a submitted opt-out is re-checked (a broker may override), days before the
