@@ -25,31 +25,36 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import logging
 import threading
 from collections import defaultdict, deque
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from jobs.errors import PermanentJobError, ProviderUnavailable, RetryableJobError
+from jobs.errors import JobCancelled, PermanentJobError, ProviderUnavailable, RetryableJobError
 from notifications.delivery import clients_warm, mail_connection_shared, notification_deliver
 from notifications.models import Notification
-
-logger = logging.getLogger("notifications")
 
 # Notifications one batch job may name: a payload is one JSON value in Redis and one row's column.
 MAX_BATCH = 1000
 _SHOWN_ERRORS = 5  # per-notification errors quoted in the run's result or error
+_CANCEL_POLL = 0.5  # seconds between looks at whether the run was cancelled
 
 
 def notifications_deliver_batch(
-    notification_ids: list[int], *, claimed_by: str, last_attempt: bool, concurrency: int | None = None
+    notification_ids: list[int],
+    *,
+    claimed_by: str,
+    last_attempt: bool,
+    concurrency: int | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Deliver each notification as `notification_deliver` would, several at a time; returns the counts.
 
     Raises ProviderUnavailable after the batch if any delivery failed retryably and attempts are left.
+    Once `cancelled()` says so, no further delivery starts; those in flight finish.
     """
     ids = list(dict.fromkeys(notification_ids))
     clients_warm()  # built here, once: threads racing to build a cached client would each build one
@@ -90,7 +95,10 @@ def notifications_deliver_batch(
             worker.start()
         try:
             for worker in workers:
-                worker.join()
+                while worker.is_alive():
+                    worker.join(_CANCEL_POLL)
+                    if not stop.is_set() and cancelled():
+                        stop.set()  # the operator cancelled the run: start nothing new
         except BaseException:
             # A job timeout or shutdown: take nothing new; what is in flight ends within its own timeout,
             # and the next attempt finds each notification where its claim left it.
@@ -98,6 +106,11 @@ def notifications_deliver_batch(
             for worker in workers:
                 worker.join()
             raise
+    if stop.is_set():
+        # Cancelled: what it never reached stays queued, and notifications.reconcile fails it once the
+        # run has ended (a cancelled fan-out is not sent later by surprise).
+        reached = sum(1 for pk in ids if pk in outcome)
+        raise JobCancelled(f"run was cancelled after {reached} of {len(ids)} notifications")
     return _summary(ids, outcome, errors, last_attempt)
 
 

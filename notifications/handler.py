@@ -55,6 +55,7 @@ def send_batch(ctx, payload: BatchPayload) -> dict:
         payload.notification_ids,
         claimed_by=f"{ctx.job_run_id}:{ctx.attempt}",
         last_attempt=ctx.attempt >= ctx.run.max_attempts,
+        cancelled=lambda: ctx.cancelled,
     )
 
 

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.core import mail
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 from werkzeug import Response
 
 from jobs import enqueue
 from jobs.errors import PayloadInvalid
 from jobs.models import JobRun
-from jobs.services import delayed_runs_push_due, job_runs_recover
+from jobs.services import delayed_runs_push_due, job_run_cancel, job_runs_recover
 from notifications import kinds
 from notifications.models import Notification, NotificationPreference, WebhookDelivery, WebhookEndpoint
-from notifications.services import BATCH_JOB, SEND_JOB, notify_many
+from notifications.services import BATCH_JOB, SEND_JOB, notifications_reconcile, notify_many
 from tests.factories import UserFactory
 from tests.notifications import serve_in_turn
 from tests.notifications.test_delivery import PHONE, json_response, twilio_answer, user_reachable_by
@@ -172,6 +172,40 @@ def test_a_hanging_receiver_does_not_delay_the_others_beyond_its_timeout(run_wor
     assert elapsed < 9
     assert WebhookDelivery.objects.filter(notification=stuck, succeeded=False).count() == 1
     assert runs_of(BATCH_JOB).get().status == "retrying"
+
+
+def test_a_cancelled_batch_starts_no_further_delivery(run_worker, receiver, httpserver, settings):
+    settings.NOTIFICATIONS_BATCH_CONCURRENCY = 1
+    received = receiver(200)
+    hanging = HangingReceiver()
+    stuck_owner = UserFactory()
+    WebhookEndpoint.objects.create(owner=stuck_owner, url=hanging.url)
+    owners = webhook_owners(httpserver.url_for("/hooks"), 5)
+    notify_many([stuck_owner, *owners], kinds.REMOVEBROKERS_CONFIRMED, CONFIRMED, channels=["webhook"])
+    (batch,) = runs_of(BATCH_JOB)
+    accepted = []
+
+    def operator_cancels_while_the_first_delivery_hangs():
+        accepted.append(hanging.sock.accept()[0])
+        job_run_cancel(JobRun.objects.get(pk=batch.pk), reason="wrong audience")
+        connections.close_all()
+
+    operator = threading.Thread(target=operator_cancels_while_the_first_delivery_hangs)
+    operator.start()
+    try:
+        run_worker()
+    finally:
+        operator.join(10)
+        for sock in accepted:
+            sock.close()
+        hanging.close()
+
+    assert received == []
+    batch.refresh_from_db()
+    assert batch.status == "cancelled"
+    # What it never reached is not sent later by surprise: the reconcile pass fails it.
+    notifications_reconcile()
+    assert set(Notification.objects.values_list("status", flat=True)) == {"failed"}
 
 
 def test_the_circuit_breaker_opens_after_five_consecutive_failures_when_deliveries_overlap(
