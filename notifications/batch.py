@@ -117,14 +117,18 @@ def notifications_deliver_batch(
 def _delivery_order(ids: list[int]) -> tuple[list[int], dict[int, str]]:
     """The ids to deliver, round-robin over webhook endpoints; and the outcome of those not to deliver now."""
     now = timezone.now()
-    rows = Notification.objects.filter(pk__in=ids).values_list("pk", "webhook_endpoint_id", "send_at")
-    found = {pk: (endpoint, send_at) for pk, endpoint, send_at in rows}
+    rows = Notification.objects.filter(pk__in=ids).values_list("pk", "webhook_endpoint_id", "send_at", "status")
+    found = {pk: (endpoint, send_at, status) for pk, endpoint, send_at, status in rows}
     outcome: dict[int, str] = {}
     lanes: dict[object, list[int]] = defaultdict(list)
     for pk in ids:
         if pk not in found:
             continue  # notification_deliver says it does not exist, as a single send would
-        endpoint, send_at = found[pk]
+        endpoint, send_at, status = found[pk]
+        if status in Notification.FINAL_STATUSES:
+            # A retried batch: what an earlier attempt finished can never change, so it needs no claim.
+            outcome[pk] = "skipped"
+            continue
         if send_at is not None and send_at > now:
             # Not due (a hand-made batch naming a reminder): its own delayed send job delivers it.
             outcome[pk] = "not due"
