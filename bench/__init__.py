@@ -15,6 +15,7 @@ BENCHMARKS = [
     "webhooks",
     "webhook_signatures",
     "notifications",
+    "fanout",
     "voiceprint",
     "removebrokers",
     "reports",

@@ -220,6 +220,22 @@ WEBHOOK_SIGNING_KEYS_GENERATE = (
     env.bool("WEBHOOK_SIGNING_KEYS_GENERATE") if env("WEBHOOK_SIGNING_KEYS_GENERATE", default="") else DEBUG
 )
 
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = env.int(name, default=default)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ImproperlyConfigured(f"{name} must be a whole number from {low} to {high}, got {env.str(name)!r}")
+    return value
+
+
+# Fan-out delivery (notify_many -> notifications.send_batch): notifications per batch job (1-1000),
+# and deliveries in flight at once in one batch. Each in-flight delivery holds a database
+# connection for the batch: size the database's connection limit for workers x concurrency.
+NOTIFICATIONS_BATCH_SIZE = _whole_number("NOTIFICATIONS_BATCH_SIZE", 200, 1, 1000)
+NOTIFICATIONS_BATCH_CONCURRENCY = _whole_number("NOTIFICATIONS_BATCH_CONCURRENCY", 16, 1, 64)
+
 # RemoveBrokers (scanners/removebrokers/): per-request HTTP timeout to brokers (s), days
 # before a submitted opt-out is re-checked (a broker may override), days before the
 # reminder for a manual opt-out, and attempts before a request that keeps failing fails.

@@ -21,13 +21,15 @@ import contextlib
 import logging
 import smtplib
 import ssl
+import threading
+from contextvars import ContextVar
 from datetime import timedelta
 from email.utils import parseaddr
 from functools import lru_cache
 
 import httpx
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -221,7 +223,11 @@ def _send_email(notification: Notification, kind: Kind) -> str:
     message = EmailMultiAlternatives(subject, text, to=[notification.address], headers={"Message-ID": message_id})
     message.attach_alternative(html, "text/html")
     try:
-        message.send()
+        shared = _shared_mail.get()
+        if shared is None:
+            message.send()
+        else:
+            shared.send(message)
     except smtplib.SMTPRecipientsRefused as exc:
         raise ProviderRejected(f"mail server refused the recipient: {exc.recipients}") from exc
     except smtplib.SMTPResponseException as exc:
@@ -231,6 +237,51 @@ def _send_email(notification: Notification, kind: Kind) -> str:
     except (smtplib.SMTPException, OSError) as exc:
         raise ProviderUnavailable(f"mail server unavailable: {exc or type(exc).__name__}") from exc
     return message_id
+
+
+class SharedMailConnection:
+    """One mail-backend connection for many sends (a batch): opened at the first send, one send at a time.
+
+    A send that fails closes it, so the next one starts on a fresh connection rather than a dead one.
+    """
+
+    def __init__(self):
+        self._backend = None
+        self._lock = threading.Lock()
+
+    def send(self, message: EmailMultiAlternatives) -> None:
+        with self._lock:
+            if self._backend is None:
+                backend = get_connection()
+                backend.open()  # else the SMTP backend opens and closes a connection per send
+                self._backend = backend
+            message.connection = self._backend
+            try:
+                message.send()
+            except Exception:
+                self.close()
+                raise
+
+    def close(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            with contextlib.suppress(Exception):  # a connection that is already gone is closed enough
+                backend.close()
+
+
+_shared_mail: ContextVar[SharedMailConnection | None] = ContextVar("notifications_shared_mail", default=None)
+
+
+@contextlib.contextmanager
+def mail_connection_shared():
+    """Send the e-mails delivered in this context (and threads started from a copy of it) over one connection."""
+    shared = SharedMailConnection()
+    token = _shared_mail.set(shared)
+    try:
+        yield shared
+    finally:
+        _shared_mail.reset(token)
+        shared.close()
 
 
 @lru_cache(maxsize=1)

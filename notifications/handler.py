@@ -1,8 +1,11 @@
-"""The `notifications.send` job type: deliver one notification (see notifications/delivery.py)."""
+"""The `notifications.send` and `notifications.send_batch` job types (see notifications/delivery.py, batch.py)."""
+
+from typing import Annotated
 
 from pydantic import Field
 
 from jobs import Payload, job_type
+from notifications.batch import MAX_BATCH, notifications_deliver_batch
 from notifications.delivery import clients_warm, notification_deliver
 
 
@@ -26,6 +29,33 @@ def send(ctx, payload: SendPayload) -> dict:
         payload.notification_id,
         claimed_by=f"{ctx.job_run_id}:{ctx.attempt}",
         last_attempt=ctx.attempt >= ctx.run.max_attempts,
+    )
+
+
+class BatchPayload(Payload):
+    notification_ids: list[Annotated[int, Field(gt=0)]] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="The queued notifications to deliver, several at a time (each never delivered twice).",
+    )
+
+
+@job_type(
+    "notifications.send_batch",
+    payload=BatchPayload,
+    queue="high",
+    # Each delivery keeps its own timeout; a batch of 200 over 16 threads, every one of them waiting
+    # out a 10 s provider timeout, takes about 2 minutes. Killed sooner or later, nothing is lost.
+    timeout=900,
+    warm_up=clients_warm,
+)
+def send_batch(ctx, payload: BatchPayload) -> dict:
+    """Deliver many queued notifications (a fan-out), several at a time, each never twice."""
+    return notifications_deliver_batch(
+        payload.notification_ids,
+        claimed_by=f"{ctx.job_run_id}:{ctx.attempt}",
+        last_attempt=ctx.attempt >= ctx.run.max_attempts,
+        cancelled=lambda: ctx.cancelled,
     )
 
 

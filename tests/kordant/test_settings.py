@@ -134,3 +134,17 @@ def test_check_deploy_passes_hsts_and_the_ssl_redirect_when_the_environment_turn
     # And the defaults stay off, so local development over plain http keeps working.
     defaults = boot()
     assert defaults.returncode == 0, defaults.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOTIFICATIONS_BATCH_SIZE", "0"),
+        ("NOTIFICATIONS_BATCH_SIZE", "5000"),
+        ("NOTIFICATIONS_BATCH_CONCURRENCY", "lots"),
+    ],
+)
+def test_a_batch_setting_out_of_range_names_the_variable(name, value):
+    result = boot(**{name: value})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} must be a whole number from 1 to" in result.stderr
