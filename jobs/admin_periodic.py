@@ -34,6 +34,7 @@ from jobs.admin import (
 from jobs.admin_forms import JobTypeChoiceForm, PeriodicJobForm
 from jobs.cron import cron_check, get_zone
 from jobs.errors import NextRunUnknown
+from jobs.forecast import periodic_job_forecast_change
 from jobs.models import SCHEDULE_STATE_FILTERS, JobRun, PeriodicJob, Schedule, ScheduleState
 from jobs.periodic import (
     PeriodicJobProtected,
@@ -419,13 +420,16 @@ class PeriodicJobAdmin(OperatorActionsMixin, admin.ModelAdmin):
                     for value in values
                     if key != "csrfmiddlewaretoken"
                 ],
-                # FORECAST (issue 18): the load forecast before and after this change. Once the
-                # forecast branch is merged (jobs/forecast.py, jobs/admin_pages.py), this becomes
-                #   admin_pages.forecast_change_figures(*periodic_job_forecast_change(
-                #       before, cron=after.timing_cron, tz=after.timezone, job_type=after.job_type,
-                #       enabled=after.enabled))
-                # and confirm_timing.html already includes admin/jobs/forecast_change.html for it.
-                "change_figures": None,
+                # What the whole system would start per hour, now and after this change.
+                "change_figures": admin_pages.forecast_change_figures(
+                    *periodic_job_forecast_change(
+                        before,
+                        cron=after.timing_cron,
+                        tz=after.timezone,
+                        job_type=after.job_type,
+                        enabled=after.enabled,
+                    )
+                ),
             },
         )
 

@@ -330,7 +330,9 @@ def test_editing_moves_the_entry_and_a_timing_change_asks_first(admin_client):
     assert ask.status_code == 200
     page = ask.content.decode()
     assert "kj-confirm-timing" in page and "At 03:00" in page and "At 04:00" in page
-    assert "kj-forecast" in page  # where the load forecast goes
+    # The load forecast before and after: the same daily run, an hour later.
+    assert "kj-forecast-change" in page and "kj-forecast-before" in page and "kj-forecast-after" in page
+    assert "(0)" in page.split('id="kj-forecast-delta"')[1].split("</p>")[0]
     assert PeriodicJob.objects.get(pk=job.pk).cron_expression == "0 3 * * *"
     done = admin_client.post(url, {**data, "_confirmed": "yes"})
     assert done.status_code == 302
