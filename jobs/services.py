@@ -250,14 +250,30 @@ def _transition(transition: Transition, run_id, attempt, *, worker: str = "", me
     PostgreSQL takes the one-statement fast path rendered from the same definition.
     """
     if hotpath.available():
-        return hotpath.apply(transition, run_id, attempt, given, worker=worker, message=message)
-    with transaction.atomic():
-        updated = JobRun.objects.filter(**transition.orm_filter(run_id, attempt)).update(**transition.orm_update(given))
-        if updated:
-            if attempt is None:  # a transition that names no attempt records the run's own
-                attempt = JobRun.objects.filter(pk=run_id).values_list("attempt", flat=True).get()
-            _record_event(run_id, transition.to, attempt, message=message, worker=worker)
-    return bool(updated)
+        changed = hotpath.apply(transition, run_id, attempt, given, worker=worker, message=message)
+    else:
+        with transaction.atomic():
+            changed = JobRun.objects.filter(**transition.orm_filter(run_id, attempt)).update(
+                **transition.orm_update(given)
+            )
+            if changed:
+                if attempt is None:  # a transition that names no attempt records the run's own
+                    attempt = JobRun.objects.filter(pk=run_id).values_list("attempt", flat=True).get()
+                _record_event(run_id, transition.to, attempt, message=message, worker=worker)
+    if changed and transition.to in _ANNOUNCED:
+        # Both paths end here, so a transition is announced once whichever path made it.
+        transaction.on_commit(partial(_announce_transition, run_id, transition.to))
+    return bool(changed)
+
+
+_ANNOUNCED = frozenset({Status.COMPLETED, Status.RETRYING, Status.FAILED, Status.CANCELLED})
+
+
+def _announce_transition(run_id, status: str) -> None:
+    # After commit, and robustly: a receiver's trouble must not undo or hide the transition.
+    for receiver, response in hooks.run_transitioned.send_robust(JobRun, run_id=run_id, status=status):
+        if isinstance(response, Exception):
+            logger.error("run %s is %s; telling %s failed: %r", run_id, status, receiver.__qualname__, response)
 
 
 def job_run_mark_running(run_id, worker: str) -> JobRun | None:

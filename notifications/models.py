@@ -128,7 +128,19 @@ class WebhookEndpoint(models.Model):
     url = models.URLField(max_length=500)
     # Encrypted at rest (scanners/fields.py); `endpoint.secret` reads as the plaintext that signs deliveries.
     secret = EncryptedTextField(default=new_webhook_secret)
-    kinds = models.JSONField(default=list, blank=True, help_text="Event kinds to send; empty means every kind.")
+    kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Event kinds to send; empty means every notification kind. Job and resource events"
+            " (job.completed, alert.created, alert.*, ...) are sent only when listed here."
+        ),
+    )
+    job_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Job events only for these job types (darkwatch.scan, ...); empty: all.",
+    )
     active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -145,6 +157,16 @@ class WebhookEndpoint(models.Model):
     def wants(self, kind: str) -> bool:
         return not self.kinds or kind in self.kinds
 
+    def subscribes(self, event: str) -> bool:
+        """Whether this endpoint asked for a job or resource event by name or by `<prefix>.*`."""
+        return event_subscribed(self.kinds, event)
+
+
+def event_subscribed(kinds, event: str) -> bool:
+    """Job and resource events are opt-in: named exactly, or by their prefix (`job.*`, `alert.*`)."""
+    # Never implied by an empty list: receivers written for notifications must not get new shapes unasked.
+    return event in kinds or f"{event.partition('.')[0]}.*" in kinds
+
 
 class WebhookDelivery(models.Model):
     """One attempt to deliver a webhook notification, whatever its outcome."""
@@ -157,10 +179,15 @@ class WebhookDelivery(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     response_excerpt = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # The request as it went out, so staff and the owner can see (and a receiver reproduce) it.
+    url = models.CharField(max_length=500, blank=True)
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True, help_text="The exact bytes signed and sent (UTF-8 JSON).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["endpoint", "-created_at"])]
         verbose_name_plural = "webhook deliveries"
         constraints = [
             models.UniqueConstraint(fields=["notification", "attempt"], name="webhook_delivery_unique_attempt")
