@@ -227,6 +227,11 @@ def webhook_events_replay_failed(endpoint: WebhookEndpoint, since: datetime) -> 
     return replayed
 
 
+def webhook_endpoints_replay_failed(endpoints: Iterable[WebhookEndpoint], since: datetime) -> int:
+    """`webhook_events_replay_failed` for each active endpoint given (the admin action); how many were queued."""
+    return sum(webhook_events_replay_failed(endpoint, since) for endpoint in endpoints if endpoint.active)
+
+
 def webhook_events_replay(notifications: Iterable[Notification]) -> int:
     """`webhook_event_replay` each one that can be (the admin action); returns how many were queued."""
     replayed = 0
