@@ -13,6 +13,7 @@ BENCHMARKS = [
     "scanners",
     "webhooks",
     "notifications",
+    "events",
     "voiceprint",
     "removebrokers",
     "reports",

@@ -183,7 +183,11 @@ REPLAY_LIMIT = 1000
 def webhook_event_replay(notification: Notification) -> Notification:
     """Send a webhook event again as it was (same id and body), as a new attempt; NotReplayable if it cannot be."""
     with transaction.atomic():
-        locked = Notification.objects.select_for_update().select_related("webhook_endpoint").get(pk=notification.pk)
+        locked = (
+            Notification.objects.select_for_update(of=("self",))
+            .select_related("webhook_endpoint")
+            .get(pk=notification.pk)
+        )
         _check_replayable(locked)
         # Conditional on the status read: a send that claimed it meanwhile keeps it.
         if not Notification.objects.filter(pk=locked.pk, status=locked.status).update(
