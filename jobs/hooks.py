@@ -10,6 +10,10 @@ ends an attempt (completed, retrying, failed, cancelled), with `run_id` and `sta
 is sent on the hot path too, so a receiver must return at once when nobody listens (the
 notifications app checks a cached "any endpoint subscribed to job events?" first).
 
+`schedules_written` is sent inside the transaction of a schedule sync that bulk-wrote rows
+(bulk writes send no post_save), with `created` (a callable returning the new rows' ids)
+and `updated` (ids); deleted rows go through Django's delete and its signals.
+
 `monitor_alert` is sent by the `jobs.monitor` job once per incident (a check out of
 bounds), with `check`, `summary`, `value`, `threshold` and `incident` (when it began,
 unix seconds); the notifications app emails staff (kind `jobs.monitor`).
@@ -19,4 +23,5 @@ from django.dispatch import Signal
 
 run_failed = Signal()
 run_transitioned = Signal()
+schedules_written = Signal()
 monitor_alert = Signal()

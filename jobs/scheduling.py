@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from jobs import dispatch, entries
+from jobs import dispatch, entries, hooks
 from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import NextRunUnknown, NotSchedulable, PayloadInvalid, UnknownJobType
@@ -336,6 +336,15 @@ def _sync_rows(subscriptions: list[tuple], configs: dict[str, list[SchedulerConf
             Schedule.objects.filter(pk__in=stale).delete()
         bulk_insert_values(Schedule, _NEW_SCHEDULE_FIELDS, to_create, returning=False)
         bulk_update_rows(Schedule, ["cron_expression", "timezone", "next_run_at", "updated_at"], to_update)
+        if to_create or to_update:
+            created_ids = {row[0] for row in to_create}
+            hooks.schedules_written.send(
+                Schedule,
+                created=lambda: Schedule.objects.filter(subscription_id__in=created_ids, created_at=now).values_list(
+                    "pk", flat=True
+                ),
+                updated=[row[0] for row in to_update],
+            )
 
     return SyncReport(created=len(to_create), updated=len(to_update), deleted=len(stale))
 

@@ -7,7 +7,7 @@ their writers with `notifications.events.resource_changed`.
 from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
-from jobs.hooks import monitor_alert, run_failed, run_transitioned
+from jobs.hooks import monitor_alert, run_failed, run_transitioned, schedules_written
 from jobs.models import Schedule
 from notifications.events import event_subscribers_forget, job_events_emit, resource_changed
 from notifications.kinds import JOBS_FAILED, JOBS_MONITOR
@@ -43,6 +43,12 @@ def tell_staff_about_a_monitor_alert(sender, check, summary, incident, **kwargs)
 @receiver(run_transitioned, dispatch_uid="notifications.run_transitioned")
 def job_event(sender, run_id, status, **kwargs):
     job_events_emit(run_id, status)
+
+
+@receiver(schedules_written, dispatch_uid="notifications.schedules_written")
+def schedule_events(sender, created, updated, **kwargs):
+    resource_changed("schedule", "created", created)
+    resource_changed("schedule", "updated", updated)
 
 
 @receiver(post_save, sender=WebhookEndpoint, dispatch_uid="notifications.endpoint_saved")

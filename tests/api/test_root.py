@@ -12,6 +12,7 @@ def test_the_root_lists_every_endpoint_as_a_link_that_answers(api, staff):
     expected = {
         "jobs", "job-types", "schedules", "scheduler-configs", "subscriptions", "alerts", "title-changes",
         "removal-requests", "voice-analyses", "reports", "auth/token", "stats", "metrics",
+        "webhook-endpoints", "webhook-events", "webhook-deliveries",
     }  # fmt: skip
     assert set(links) == expected
     assert links["jobs"] == "http://testserver/api/v1/jobs/"

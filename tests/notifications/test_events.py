@@ -225,3 +225,18 @@ def test_endpoints_that_did_not_ask_get_no_events(customer_endpoint):
     everything = WebhookEndpoint.objects.create(owner=subscription.user, url="http://127.0.0.1:9/all")
     make_alert(subscription)
     assert events_of(everything) == []  # an empty kinds list means every notification kind, not events
+
+
+def test_schedules_made_by_a_subscription_sync_are_announced_to_its_owner(tier_configs):
+    from jobs.models import Schedule
+
+    owner = UserFactory()
+    endpoint = WebhookEndpoint.objects.create(owner=owner, url="http://127.0.0.1:9/hooks", kinds=["schedule.*"])
+    subscription = SubscriptionFactory(user=owner)  # its schedules are bulk-written after commit
+
+    schedules = set(Schedule.objects.filter(subscription=subscription).values_list("pk", flat=True))
+    assert schedules
+    events = events_of(endpoint)
+    assert {kind for kind, _ in events} == {"schedule.created"}
+    assert {context["resource_id"] for _, context in events} == schedules
+    assert all(context["object"]["subscription"] == subscription.pk for _, context in events)
