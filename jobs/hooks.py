@@ -6,7 +6,8 @@ or a worker lost on its last attempt), after that failure is committed, with `ru
 system itself knows nothing of notifications.
 
 `run_transitioned` is sent after every committed transition of jobs/transitions.py that
-ends an attempt (completed, retrying, failed, cancelled), with `run_id` and `status`. It
+ends an attempt (completed, retrying, failed, cancelled), with `run_id`, `status` and
+`job_type` (the writer's copy, so a receiver can filter before reading anything). It
 is sent on the hot path too, so a receiver must return at once when nobody listens (the
 notifications app checks a cached "any endpoint subscribed to job events?" first).
 

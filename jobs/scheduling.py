@@ -337,16 +337,20 @@ def _sync_rows(subscriptions: list[tuple], configs: dict[str, list[SchedulerConf
         bulk_insert_values(Schedule, _NEW_SCHEDULE_FIELDS, to_create, returning=False)
         bulk_update_rows(Schedule, ["cron_expression", "timezone", "next_run_at", "updated_at"], to_update)
         if to_create or to_update:
-            created_ids = {row[0] for row in to_create}
             hooks.schedules_written.send(
-                Schedule,
-                created=lambda: Schedule.objects.filter(subscription_id__in=created_ids, created_at=now).values_list(
-                    "pk", flat=True
-                ),
-                updated=[row[0] for row in to_update],
+                Schedule, created=partial(_created_ids, to_create), updated=[row[0] for row in to_update]
             )
 
     return SyncReport(created=len(to_create), updated=len(to_update), deleted=len(stale))
+
+
+def _created_ids(to_create: list[tuple]) -> list[int]:
+    """The ids of rows just written from `to_create` (the bulk insert did not return them)."""
+    pairs = {(row[0], row[1]) for row in to_create}
+    rows = Schedule.objects.filter(
+        subscription_id__in={pair[0] for pair in pairs}, config_id__in={pair[1] for pair in pairs}
+    ).values_list("pk", "subscription_id", "config_id")
+    return [pk for pk, subscription_id, config_id in rows if (subscription_id, config_id) in pairs]
 
 
 def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:

@@ -244,7 +244,9 @@ def delayed_runs_push_due(*, limit: int = 5000) -> int:
 # --- transitions the runner makes ------------------------------------------------------
 
 
-def _transition(transition: Transition, run_id, attempt, *, worker: str = "", message: str = "", **given) -> bool:
+def _transition(
+    transition: Transition, run_id, attempt, *, job_type: str = "", worker: str = "", message: str = "", **given
+) -> bool:
     """Apply a transition of jobs/transitions.py with its audit event; False if the run is not in a state it applies to.
 
     PostgreSQL takes the one-statement fast path rendered from the same definition.
@@ -262,16 +264,17 @@ def _transition(transition: Transition, run_id, attempt, *, worker: str = "", me
                 _record_event(run_id, transition.to, attempt, message=message, worker=worker)
     if changed and transition.to in _ANNOUNCED:
         # Both paths end here, so a transition is announced once whichever path made it.
-        transaction.on_commit(partial(_announce_transition, run_id, transition.to))
+        transaction.on_commit(partial(_announce_transition, run_id, transition.to, job_type))
     return bool(changed)
 
 
 _ANNOUNCED = frozenset({Status.COMPLETED, Status.RETRYING, Status.FAILED, Status.CANCELLED})
 
 
-def _announce_transition(run_id, status: str) -> None:
+def _announce_transition(run_id, status: str, job_type: str) -> None:
     # After commit, and robustly: a receiver's trouble must not undo or hide the transition.
-    for receiver, response in hooks.run_transitioned.send_robust(JobRun, run_id=run_id, status=status):
+    sent = hooks.run_transitioned.send_robust(JobRun, run_id=run_id, status=status, job_type=job_type)
+    for receiver, response in sent:
         if isinstance(response, Exception):
             logger.error("run %s is %s; telling %s failed: %r", run_id, status, receiver.__qualname__, response)
 
@@ -309,7 +312,14 @@ def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> bool:
     """Record this attempt's success; False if a cancel was requested meanwhile or the attempt is stale."""
     now = timezone.now()
     return _transition(
-        transitions.COMPLETE, run.pk, run.attempt, worker=worker, result=result, finished_at=now, updated_at=now
+        transitions.COMPLETE,
+        run.pk,
+        run.attempt,
+        job_type=run.job_type,
+        worker=worker,
+        result=result,
+        finished_at=now,
+        updated_at=now,
     )
 
 
@@ -321,6 +331,7 @@ def job_run_mark_cancelled(run: JobRun, reason: str, worker: str = "", *, reques
         transition,
         run.pk,
         run.attempt,
+        job_type=run.job_type,
         worker=worker,
         message=reason,
         finished_at=now,
@@ -365,7 +376,9 @@ def job_run_mark_failed(
     if permanent or not attempts_left:
         reason = "permanent error" if permanent else f"attempt {run.attempt} of {run.max_attempts}, no retries left"
         message = f"{reason}: {error}"[:2000]
-        if not _transition(transitions.FAIL, run.pk, run.attempt, worker=worker, message=message, **fields):
+        if not _transition(
+            transitions.FAIL, run.pk, run.attempt, job_type=run.job_type, worker=worker, message=message, **fields
+        ):
             return None
         transaction.on_commit(partial(_announce_failure, run.pk, run.job_type, error))
         return Status.FAILED
@@ -373,7 +386,14 @@ def job_run_mark_failed(
     next_at = now + timedelta(seconds=delay)
     message = f"retry in {delay:.0f} s: {error}"[:2000]
     if not _transition(
-        transitions.RETRY, run.pk, run.attempt, worker=worker, message=message, next_attempt_at=next_at, **fields
+        transitions.RETRY,
+        run.pk,
+        run.attempt,
+        job_type=run.job_type,
+        worker=worker,
+        message=message,
+        next_attempt_at=next_at,
+        **fields,
     ):
         return None
     try:
@@ -421,6 +441,7 @@ def job_run_cancel(run: JobRun, *, reason: str = "cancelled by operator") -> Job
             transitions.CANCEL_WAITING,
             run.pk,
             None,
+            job_type=run.job_type,
             message=reason,
             finished_at=now,
             cancel_reason=reason[:300],

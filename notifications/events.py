@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -145,9 +146,10 @@ def events_create(events: list[Event]) -> list[Notification]:
         WebhookEndpoint.objects.filter(pk__in={e.endpoint_id for e in events}, active=True).values_list("pk", flat=True)
     )
     events = [event for event in events if event.endpoint_id in live]
+    owners = get_user_model().objects.in_bulk({event.owner_id for event in events})
     rows = [
         Notification(
-            recipient_id=event.owner_id,
+            recipient=owners[event.owner_id],
             channel=Channel.WEBHOOK,
             kind=event.kind,
             context=kind_get(event.kind).validate(event.context),
@@ -193,13 +195,20 @@ def _insert_if_new(row: Notification) -> bool:
 # --- job events ---------------------------------------------------------------------------
 
 
-def job_events_emit(run_id, status: str) -> list[Notification]:
-    """The job event of a committed transition, to every endpoint that subscribes to it."""
+def job_events_emit(run_id, status: str, job_type: str = "") -> list[Notification]:
+    """The job event of a committed transition, to every endpoint that subscribes to it.
+
+    `job_type`, when the caller knows it, filters the subscribers before the run is read.
+    """
     event = JOB_EVENT_FOR_STATUS.get(status)
     subscribers = event_subscribers().jobs
-    if event is None or not subscribers:
+    if event is None or not subscribers or job_type in SILENT_JOB_TYPES:
         return []  # the hot path's usual answer: no query
-    candidates = [subscriber for subscriber in subscribers if subscriber.wants(event)]
+    candidates = [
+        subscriber
+        for subscriber in subscribers
+        if subscriber.wants(event) and (not job_type or not subscriber.job_types or job_type in subscriber.job_types)
+    ]
     if not candidates:
         return []
     run = (

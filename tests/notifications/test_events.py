@@ -127,7 +127,13 @@ def test_with_no_subscribed_endpoint_a_transition_costs_no_query(django_assert_n
     run_worker("low", "default", "high")
     event_subscribers()  # the cache is warm, as on a running worker
     with django_assert_num_queries(0):
-        assert job_events_emit(run.pk, "completed") == []
+        assert job_events_emit(run.pk, "completed", "jobs.ping") == []
+    # Subscribers to other job types, and event deliveries' own runs, cost no query either.
+    staff_endpoint(job_types=["darkwatch.scan"])
+    event_subscribers()
+    with django_assert_num_queries(0):
+        assert job_events_emit(run.pk, "completed", "jobs.ping") == []
+        assert job_events_emit(run.pk, "completed", "notifications.send") == []
     assert not Notification.objects.filter(kind__startswith="job.").exists()
 
 
