@@ -52,39 +52,47 @@ def _reset() -> None:
     event_subscribers_forget()
 
 
+def _way(name: str, staff) -> float:
+    from jobs.hooks import run_transitioned
+    from notifications.models import WebhookEndpoint
+    from notifications.signals import job_event
+
+    _reset()
+    if name == "no receiver (before job events)":
+        run_transitioned.disconnect(dispatch_uid="notifications.run_transitioned")
+        try:
+            return _complete_all(_running_runs(RUNS))
+        finally:
+            run_transitioned.connect(job_event, dispatch_uid="notifications.run_transitioned")
+    if name == "subscribed to another job type":
+        WebhookEndpoint.objects.create(
+            owner=staff, url="http://127.0.0.1:9/", kinds=["job.*"], job_types=["darkwatch.scan"]
+        )
+    elif name == "subscribed: one event per run":
+        WebhookEndpoint.objects.create(owner=staff, url="http://127.0.0.1:9/", kinds=["job.completed"])
+    return _complete_all(_running_runs(RUNS))
+
+
+WAYS = (
+    "no receiver (before job events)",
+    "receiver, nobody subscribed",
+    "subscribed to another job type",
+    "subscribed: one event per run",
+)
+
+
 def main() -> None:
     from django.contrib.auth import get_user_model
 
-    from jobs.hooks import run_transitioned
-    from notifications.models import Notification, WebhookEndpoint
-    from notifications.signals import job_event
-
     staff, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
-    figures = {}
-
-    _reset()
-    run_transitioned.disconnect(dispatch_uid="notifications.run_transitioned")
-    try:
-        figures["no receiver (before job events)"] = _complete_all(_running_runs(RUNS))
-    finally:
-        run_transitioned.connect(job_event, dispatch_uid="notifications.run_transitioned")
-
-    _reset()
-    figures["receiver, nobody subscribed"] = _complete_all(_running_runs(RUNS))
-
-    _reset()
-    WebhookEndpoint.objects.create(
-        owner=staff, url="http://127.0.0.1:9/", kinds=["job.*"], job_types=["darkwatch.scan"]
-    )
-    figures["subscribed to another job type"] = _complete_all(_running_runs(RUNS))
-
-    _reset()
-    WebhookEndpoint.objects.create(owner=staff, url="http://127.0.0.1:9/", kinds=["job.completed"])
-    figures["subscribed: one event per run"] = _complete_all(_running_runs(RUNS))
-    made = Notification.objects.filter(kind="job.completed").count()
+    figures: dict[str, float] = {}
+    # Twice, in turn, keeping each way's best: a shared machine's noise moves whole rounds.
+    for _ in range(2):
+        for name in WAYS:
+            figures[name] = min(figures.get(name, float("inf")), _way(name, staff))
     _reset()
 
-    base = figures["no receiver (before job events)"]
-    print(f"   {RUNS} completions each; events made in the last way: {made}")
+    base = figures[WAYS[0]]
+    print(f"   {RUNS} completions per way, best of 2 rounds")
     for name, micros in figures.items():
         print(f"   {name:<36} {micros:9.1f} µs per completion   ×{micros / base:.2f}")

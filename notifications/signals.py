@@ -41,8 +41,8 @@ def tell_staff_about_a_monitor_alert(sender, check, summary, incident, **kwargs)
 
 
 @receiver(run_transitioned, dispatch_uid="notifications.run_transitioned")
-def job_event(sender, run_id, status, **kwargs):
-    job_events_emit(run_id, status)
+def job_event(sender, run_id, status, job_type="", **kwargs):
+    job_events_emit(run_id, status, job_type)
 
 
 @receiver(schedules_written, dispatch_uid="notifications.schedules_written")

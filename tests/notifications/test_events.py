@@ -246,3 +246,23 @@ def test_schedules_made_by_a_subscription_sync_are_announced_to_its_owner(tier_c
     assert {kind for kind, _ in events} == {"schedule.created"}
     assert {context["resource_id"] for _, context in events} == schedules
     assert all(context["object"]["subscription"] == subscription.pk for _, context in events)
+
+
+def test_a_completion_reads_nothing_more_when_the_subscribers_want_other_job_types():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs.models import JobRun
+    from jobs.services import EnqueueRequest, enqueue_many, job_run_mark_completed
+
+    runs = enqueue_many([EnqueueRequest("jobs.ping", {"message": "hi"}) for _ in range(2)])
+    JobRun.objects.filter(pk__in=[run.pk for run in runs]).update(status="running", attempt=1)
+    staff_endpoint(job_types=["darkwatch.scan"])
+    job_run_mark_completed(JobRun.objects.get(pk=runs[0].pk), {}, "worker")  # warms the subscriber cache
+    run = JobRun.objects.get(pk=runs[1].pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert job_run_mark_completed(run, {}, "worker")
+    reads = [query["sql"] for query in queries.captured_queries if query["sql"].lstrip().upper().startswith("SELECT")]
+    assert reads == []  # the transition's own UPDATE and event, nothing for job events
+    assert not Notification.objects.filter(kind__startswith="job.").exists()
