@@ -103,11 +103,14 @@ def event_subscribers() -> Subscribers:
     )
     jobs, resources = [], []
     for pk, owner_id, is_staff, is_active, kinds, job_types in rows:
-        kinds = tuple(kind for kind in kinds or () if isinstance(kind, str))
+        kinds = tuple(kind for kind in kinds if isinstance(kind, str)) if isinstance(kinds, list) else ()
+        job_types = job_types if isinstance(job_types, list) else []
         prefixes = {kind.partition(".")[0] for kind in kinds if kind in EVENT_KINDS or kind.endswith(".*")}
         if not prefixes & _EVENT_PREFIXES:
             continue
-        subscriber = Subscriber(pk, owner_id, bool(is_staff and is_active), kinds, frozenset(job_types or ()))
+        # A hand-edited JSON list may hold anything: only strings count (see WebhookEndpoint.clean).
+        types = frozenset(name for name in job_types or () if isinstance(name, str))
+        subscriber = Subscriber(pk, owner_id, bool(is_staff and is_active), kinds, types)
         if "job" in prefixes:
             jobs.append(subscriber)
         if prefixes - {"job"}:

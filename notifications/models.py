@@ -157,6 +157,27 @@ class WebhookEndpoint(models.Model):
     def wants(self, kind: str) -> bool:
         return not self.kinds or kind in self.kinds
 
+    def clean(self) -> None:
+        from jobs.registry import registry
+        from notifications.kinds import EVENT_KINDS, KINDS
+
+        errors = {}
+        prefixes = {name.partition(".")[0] for name in EVENT_KINDS}
+        kinds = self.kinds if isinstance(self.kinds, list) else [self.kinds]
+        unknown = [
+            kind
+            for kind in kinds
+            if not isinstance(kind, str) or not (kind in KINDS or (kind.endswith(".*") and kind[:-2] in prefixes))
+        ]
+        if unknown:
+            errors["kinds"] = f"Unknown kinds {unknown!r}: use notification kinds, event names or <prefix>.*"
+        job_types = self.job_types if isinstance(self.job_types, list) else [self.job_types]
+        unknown = [name for name in job_types if not isinstance(name, str) or name not in registry]
+        if unknown:
+            errors["job_types"] = f"Unknown job types {unknown!r}."
+        if errors:
+            raise ValidationError(errors)
+
     def subscribes(self, event: str) -> bool:
         """Whether this endpoint asked for a job or resource event by name or by `<prefix>.*`."""
         return event_subscribed(self.kinds, event)

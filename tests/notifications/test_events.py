@@ -266,3 +266,26 @@ def test_a_completion_reads_nothing_more_when_the_subscribers_want_other_job_typ
     reads = [query["sql"] for query in queries.captured_queries if query["sql"].lstrip().upper().startswith("SELECT")]
     assert reads == []  # the transition's own UPDATE and event, nothing for job events
     assert not Notification.objects.filter(kind__startswith="job.").exists()
+
+
+def test_a_status_change_outside_any_transaction_is_sent_with_the_new_status(customer_endpoint):
+    subscription, endpoint = customer_endpoint
+    alert = make_alert(subscription)
+    findings_set_status(Alert.objects.filter(pk=alert.pk), "resolved")  # as the admin action calls it
+
+    statuses = [(kind, context["object"]["status"]) for kind, context in events_of(endpoint)]
+    assert statuses == [("alert.created", "new"), ("alert.updated", "resolved")]
+
+
+def test_junk_in_an_endpoints_lists_is_refused_by_clean_and_ignored_if_stored(customer_endpoint):
+    from django.core.exceptions import ValidationError
+
+    subscription, endpoint = customer_endpoint
+    endpoint.kinds, endpoint.job_types = ["alert.*", "alert.exploded", {"x": 1}], ["no.such.type", ["x"]]
+    with pytest.raises(ValidationError) as refused:
+        endpoint.full_clean()
+    assert set(refused.value.message_dict) == {"kinds", "job_types"}
+    # Saved past validation (a shell, a fixture): events still flow, the junk counts for nothing.
+    endpoint.save()
+    make_alert(subscription)
+    assert [kind for kind, _ in events_of(endpoint)] == ["alert.created"]
