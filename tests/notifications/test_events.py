@@ -289,3 +289,18 @@ def test_junk_in_an_endpoints_lists_is_refused_by_clean_and_ignored_if_stored(cu
     endpoint.save()
     make_alert(subscription)
     assert [kind for kind, _ in events_of(endpoint)] == ["alert.created"]
+
+
+def test_resource_events_reach_the_owners_receiver_through_a_burst_worker(run_worker, httpserver):
+    received = serve_in_turn(httpserver, "/hooks", Response("ok", status=200))
+    subscription = SubscriptionFactory()
+    WebhookEndpoint.objects.create(owner=subscription.user, url=httpserver.url_for("/hooks"), kinds=["alert.created"])
+    alert = make_alert(subscription)
+
+    run_worker("high")
+
+    (request,) = received
+    body = json.loads(request.get_data())
+    assert request.headers["Kordant-Event"] == "alert.created"
+    assert (body["data"]["resource"], body["data"]["resource_id"]) == ("alert", alert.pk)
+    assert body["data"]["object"]["id"] == alert.pk and body["data"]["subscription_id"] == subscription.pk
