@@ -23,6 +23,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from api.parsers import RequestTooLarge
 from jobs.errors import InvalidTransition, NotSchedulable, PayloadInvalid, UnknownJobType
 from jobs.periodic import NotOpenToCustomers, PeriodicJobProtected
+from notifications.errors import NotificationInvalid, NotReplayable
 from reports.errors import ReportPeriodInvalid, ReportQueueFull
 
 
@@ -60,8 +61,10 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound("Not found.")
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
-    if isinstance(exc, InvalidTransition | NotSchedulable):  # the latter: a config saved past validation
+    if isinstance(exc, InvalidTransition | NotSchedulable | NotReplayable):  # NotSchedulable: saved past validation
         return Conflict(str(exc))
+    if isinstance(exc, NotificationInvalid):
+        return exceptions.ValidationError({"non_field_errors": [str(exc)]})
     if isinstance(exc, PayloadInvalid):
         fields = {f"payload.{path}" if path != "priority" else path: messages for path, messages in exc.errors.items()}
         return FieldsInvalid(fields, code="payload_invalid", message=f"The payload does not match {exc.job_type}.")

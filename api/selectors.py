@@ -20,6 +20,7 @@ from jobs import selectors as job_selectors
 from jobs.models import JobEvent, JobRun, PeriodicJob, Schedule, SchedulerConfig
 from jobs.operators import may_view_all
 from kordant.models import Subscription
+from notifications.models import Channel, Notification, WebhookDelivery, WebhookEndpoint
 from reports.models import Report
 from scanners.darkwatch.models import Alert
 from scanners.hometitle.models import TitleChange
@@ -132,6 +133,21 @@ def scheduler_configs_all() -> QuerySet[SchedulerConfig]:
 
 def subscriptions_visible(user) -> QuerySet[Subscription]:
     return _own(Subscription.objects.all(), user, "user")
+
+
+def webhook_endpoints_visible(user) -> QuerySet[WebhookEndpoint]:
+    return _own(WebhookEndpoint.objects.order_by("pk"), user, "owner")
+
+
+def webhook_events_visible(user) -> QuerySet[Notification]:
+    """Notifications sent to webhook endpoints (events): the endpoint's owner's, or all to staff."""
+    events = Notification.objects.filter(channel=Channel.WEBHOOK).select_related("webhook_endpoint")
+    return _own(events.order_by("-created_at", "-pk"), user, "webhook_endpoint__owner")
+
+
+def webhook_deliveries_visible(user) -> QuerySet[WebhookDelivery]:
+    deliveries = WebhookDelivery.objects.select_related("notification").order_by("-created_at", "-pk")
+    return _own(deliveries, user, "endpoint__owner")
 
 
 def alerts_visible(user) -> QuerySet[Alert]:

@@ -4,7 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from api import auth, domain, jobs, periodic, scheduler_forecast, schedules, stats, webhook_keys
+from api import auth, domain, jobs, periodic, scheduler_forecast, schedules, stats, webhook_keys, webhooks
 from api.errors import error_body
 
 app_name = "api"
@@ -47,6 +47,9 @@ router.register("title-changes", domain.TitleChangeViewSet, basename="titlechang
 router.register("removal-requests", domain.RemovalRequestViewSet, basename="removalrequest")
 router.register("voice-analyses", domain.VoiceAnalysisViewSet, basename="voiceanalysis")
 router.register("reports", domain.ReportViewSet, basename="report")
+router.register("webhook-endpoints", webhooks.WebhookEndpointViewSet, basename="webhookendpoint")
+router.register("webhook-events", webhooks.WebhookEventViewSet, basename="webhookevent")
+router.register("webhook-deliveries", webhooks.WebhookDeliveryViewSet, basename="webhookdelivery")
 
 urlpatterns = [
     path("auth/token/", auth.TokenView.as_view(), name="token"),

@@ -16,6 +16,7 @@ BENCHMARKS = [
     "webhook_signatures",
     "notifications",
     "fanout",
+    "events",
     "voiceprint",
     "removebrokers",
     "reports",

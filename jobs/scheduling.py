@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from jobs import dispatch, entries
+from jobs import dispatch, entries, hooks
 from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import NextRunUnknown, NotSchedulable, PayloadInvalid, UnknownJobType
@@ -347,8 +347,21 @@ def _sync_rows(subscriptions: list[tuple], configs: dict[str, list[SchedulerConf
             Schedule.objects.filter(pk__in=stale).delete()
         bulk_insert_values(Schedule, _NEW_SCHEDULE_FIELDS, to_create, returning=False)
         bulk_update_rows(Schedule, ["cron_expression", "timezone", "next_run_at", "updated_at"], to_update)
+        if to_create or to_update:
+            hooks.schedules_written.send(
+                Schedule, created=partial(_created_ids, to_create), updated=[row[0] for row in to_update]
+            )
 
     return SyncReport(created=len(to_create), updated=len(to_update), deleted=len(stale))
+
+
+def _created_ids(to_create: list[tuple]) -> list[int]:
+    """The ids of rows just written from `to_create` (the bulk insert did not return them)."""
+    pairs = {(row[0], row[1]) for row in to_create}
+    rows = Schedule.objects.filter(
+        subscription_id__in={pair[0] for pair in pairs}, config_id__in={pair[1] for pair in pairs}
+    ).values_list("pk", "subscription_id", "config_id")
+    return [pk for pk, subscription_id, config_id in rows if (subscription_id, config_id) in pairs]
 
 
 def _entries_follow(wanted: dict[int, datetime | None]) -> tuple[int, int]:

@@ -279,20 +279,39 @@ def delayed_runs_push_due(*, limit: int = 5000) -> int:
 # --- transitions the runner makes ------------------------------------------------------
 
 
-def _transition(transition: Transition, run_id, attempt, *, worker: str = "", message: str = "", **given) -> bool:
+def _transition(
+    transition: Transition, run_id, attempt, *, job_type: str = "", worker: str = "", message: str = "", **given
+) -> bool:
     """Apply a transition of jobs/transitions.py with its audit event; False if the run is not in a state it applies to.
 
     PostgreSQL takes the one-statement fast path rendered from the same definition.
     """
     if hotpath.available():
-        return hotpath.apply(transition, run_id, attempt, given, worker=worker, message=message)
-    with transaction.atomic():
-        updated = JobRun.objects.filter(**transition.orm_filter(run_id, attempt)).update(**transition.orm_update(given))
-        if updated:
-            if attempt is None:  # a transition that names no attempt records the run's own
-                attempt = JobRun.objects.filter(pk=run_id).values_list("attempt", flat=True).get()
-            _record_event(run_id, transition.to, attempt, message=message, worker=worker)
-    return bool(updated)
+        changed = hotpath.apply(transition, run_id, attempt, given, worker=worker, message=message)
+    else:
+        with transaction.atomic():
+            changed = JobRun.objects.filter(**transition.orm_filter(run_id, attempt)).update(
+                **transition.orm_update(given)
+            )
+            if changed:
+                if attempt is None:  # a transition that names no attempt records the run's own
+                    attempt = JobRun.objects.filter(pk=run_id).values_list("attempt", flat=True).get()
+                _record_event(run_id, transition.to, attempt, message=message, worker=worker)
+    if changed and transition.to in _ANNOUNCED:
+        # Both paths end here, so a transition is announced once whichever path made it.
+        transaction.on_commit(partial(_announce_transition, run_id, transition.to, job_type))
+    return bool(changed)
+
+
+_ANNOUNCED = frozenset({Status.COMPLETED, Status.RETRYING, Status.FAILED, Status.CANCELLED})
+
+
+def _announce_transition(run_id, status: str, job_type: str) -> None:
+    # After commit, and robustly: a receiver's trouble must not undo or hide the transition.
+    sent = hooks.run_transitioned.send_robust(JobRun, run_id=run_id, status=status, job_type=job_type)
+    for receiver, response in sent:
+        if isinstance(response, Exception):
+            logger.error("run %s is %s; telling %s failed: %r", run_id, status, receiver.__qualname__, response)
 
 
 def job_run_mark_running(run_id, worker: str) -> JobRun | None:
@@ -328,7 +347,14 @@ def job_run_mark_completed(run: JobRun, result: Any, worker: str) -> bool:
     """Record this attempt's success; False if a cancel was requested meanwhile or the attempt is stale."""
     now = timezone.now()
     return _transition(
-        transitions.COMPLETE, run.pk, run.attempt, worker=worker, result=result, finished_at=now, updated_at=now
+        transitions.COMPLETE,
+        run.pk,
+        run.attempt,
+        job_type=run.job_type,
+        worker=worker,
+        result=result,
+        finished_at=now,
+        updated_at=now,
     )
 
 
@@ -340,6 +366,7 @@ def job_run_mark_cancelled(run: JobRun, reason: str, worker: str = "", *, reques
         transition,
         run.pk,
         run.attempt,
+        job_type=run.job_type,
         worker=worker,
         message=reason,
         finished_at=now,
@@ -385,7 +412,9 @@ def job_run_mark_failed(
     if permanent or not attempts_left:
         reason = "permanent error" if permanent else f"attempt {run.attempt} of {run.max_attempts}, no retries left"
         message = f"{reason}: {error}"[:2000]
-        if not _transition(transitions.FAIL, run.pk, run.attempt, worker=worker, message=message, **fields):
+        if not _transition(
+            transitions.FAIL, run.pk, run.attempt, job_type=run.job_type, worker=worker, message=message, **fields
+        ):
             return None
         transaction.on_commit(partial(_announce_failure, run.pk, run.job_type, error))
         return Status.FAILED
@@ -393,7 +422,14 @@ def job_run_mark_failed(
     next_at = now + timedelta(seconds=delay)
     message = f"retry in {delay:.0f} s: {error}"[:2000]
     if not _transition(
-        transitions.RETRY, run.pk, run.attempt, worker=worker, message=message, next_attempt_at=next_at, **fields
+        transitions.RETRY,
+        run.pk,
+        run.attempt,
+        job_type=run.job_type,
+        worker=worker,
+        message=message,
+        next_attempt_at=next_at,
+        **fields,
     ):
         return None
     try:
@@ -441,6 +477,7 @@ def job_run_cancel(run: JobRun, *, reason: str = "cancelled by operator") -> Job
             transitions.CANCEL_WAITING,
             run.pk,
             None,
+            job_type=run.job_type,
             message=reason,
             finished_at=now,
             cancel_reason=reason[:300],

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -60,6 +60,9 @@ class Delivery:
     status_code: int | None
     duration_ms: float
     response_excerpt: str
+    # The request as it went out, for callers that log it (webhooks). Never in repr: an
+    # API client's request carries its credentials.
+    request: httpx.Request | None = field(default=None, repr=False, compare=False)
 
 
 class MessageInvalid(PermanentJobError, ValueError):
@@ -78,6 +81,7 @@ class Reply:
     headers: httpx.Headers
     content: bytes
     duration_ms: float
+    request: httpx.Request | None = field(default=None, repr=False, compare=False)
 
     @property
     def excerpt(self) -> str:
@@ -86,7 +90,7 @@ class Reply:
 
     def delivery(self, provider_message_id: str | None) -> Delivery:
         """The Delivery record of this answer."""
-        return Delivery(provider_message_id, self.status_code, self.duration_ms, self.excerpt)
+        return Delivery(provider_message_id, self.status_code, self.duration_ms, self.excerpt, self.request)
 
     def json(self) -> Any:
         """The body as JSON; a 2xx that is not JSON means the provider is misbehaving, so retry later."""
@@ -168,10 +172,11 @@ def request(
         return (time.perf_counter() - started) * 1000
 
     def failed(cls: type[Exception], message: str, **extra: Any) -> Exception:
-        return provider_error(cls, message, delivery=Delivery(None, None, elapsed_ms(), ""), **extra)
+        return provider_error(cls, message, delivery=Delivery(None, None, elapsed_ms(), "", sent), **extra)
 
+    sent = client.build_request(method, url, **request_kwargs)
     try:
-        response = client.send(client.build_request(method, url, **request_kwargs), stream=True)
+        response = client.send(sent, stream=True)
         try:
             content = _read_capped(response, None if deadline_s is None else started + deadline_s)
         finally:
@@ -184,10 +189,10 @@ def request(
     status = response.status_code
     duration_ms = elapsed_ms()
     if 200 <= status < 300 or status in accept:
-        return Reply(provider, status, response.headers, content, duration_ms)
+        return Reply(provider, status, response.headers, content, duration_ms, sent)
 
     excerpt = _excerpt(content)
-    delivery = Delivery(None, status, duration_ms, excerpt)
+    delivery = Delivery(None, status, duration_ms, excerpt, sent)
     try:
         body = json.loads(content)
     except ValueError:

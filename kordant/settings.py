@@ -220,6 +220,7 @@ WEBHOOK_SIGNING_KEYS_GENERATE = (
     env.bool("WEBHOOK_SIGNING_KEYS_GENERATE") if env("WEBHOOK_SIGNING_KEYS_GENERATE", default="") else DEBUG
 )
 
+
 def _whole_number(name: str, default: int, low: int, high: int) -> int:
     try:
         value = env.int(name, default=default)

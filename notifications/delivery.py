@@ -371,6 +371,8 @@ def _webhook_attempt_recorded(notification: Notification, delivery: Delivery | N
             duration_ms=delivery.duration_ms if delivery else None,
             response_excerpt=delivery.response_excerpt if delivery else "",
             error=error[:2000],
+            url=notification.address[:500],
+            **_request_as_sent(delivery),
         )
         if not error:
             return False
@@ -396,6 +398,22 @@ def _webhook_attempt_recorded(notification: Notification, delivery: Delivery | N
             )
             logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
     return opened
+
+
+# Events are small; a body past this is kept cut, with its length, so one row stays readable.
+REQUEST_BODY_LOGGED = 256 * 1024
+
+
+def _request_as_sent(delivery: Delivery | None) -> dict:
+    """The delivery row's record of the request: headers and body exactly as they went out."""
+    request = getattr(delivery, "request", None)
+    if request is None:
+        return {}  # refused before any request (a bad URL, an unserialisable payload)
+    body = request.content
+    text = body[:REQUEST_BODY_LOGGED].decode("utf-8", errors="replace")
+    if len(body) > REQUEST_BODY_LOGGED:
+        text += f"\n… ({len(body)} bytes in all)"
+    return {"request_headers": dict(request.headers.items()), "request_body": text}
 
 
 @lru_cache(maxsize=1)

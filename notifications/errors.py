@@ -26,3 +26,7 @@ class ContextInvalid(NotificationInvalid):
 
 class NotCancellable(NotificationInvalid):
     """Only a notification still waiting to be sent can be cancelled."""
+
+
+class NotReplayable(NotificationInvalid):
+    """Only a webhook event that is done (sent, failed or suppressed) to an active endpoint can be sent again."""

@@ -109,8 +109,42 @@ class WebhooksDisabled(KindContext):
     last_error: str
 
 
+class JobEvent(KindContext):
+    """A job run's lifecycle event (notifications/events.py)."""
+
+    job_run_id: str
+    job_type: str
+    status: str
+    attempt: int
+    max_attempts: int
+    subscription_id: int | None
+    finished_at: str | None
+    next_attempt_at: str | None = None
+    error_type: str = ""
+    error: str = ""  # staff-owned endpoints only: an error message may name our internals
+
+
+class ResourceEvent(KindContext):
+    """A customer's resource was created, updated or deleted (notifications/events.py)."""
+
+    event_id: str
+    subscription_id: int
+    resource: str
+    action: Literal["created", "updated", "deleted"]
+    resource_id: int
+    occurred_at: str
+    object: dict[str, Any]
+
+
 ALL_CHANNELS = frozenset(Channel.values)
 EMAIL_ONLY = frozenset({Channel.EMAIL})
+WEBHOOK_ONLY = frozenset({Channel.WEBHOOK})
+
+JOB_EVENTS = ("job.completed", "job.failed", "job.retrying", "job.cancelled")
+# Resource names as in their events (`alert.created`); each is rendered by its API serializer.
+RESOURCES = ("alert", "title_change", "removal_request", "report", "schedule")
+RESOURCE_ACTIONS = ("created", "updated", "deleted")
+RESOURCE_EVENTS = tuple(f"{resource}.{action}" for resource in RESOURCES for action in RESOURCE_ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -333,6 +367,18 @@ KINDS: dict[str, Kind] = {
         ),
     ]
 }
+
+
+def _webhook_event_kind(name: str, schema: type[KindContext]) -> Kind:
+    # Webhook-only: the templates are never rendered, the JSON event is the message.
+    return Kind(
+        name, schema, subject=name, text="", html="", sms="", push_title="", push_body="", channels=WEBHOOK_ONLY
+    )
+
+
+KINDS.update({name: _webhook_event_kind(name, JobEvent) for name in JOB_EVENTS})
+KINDS.update({name: _webhook_event_kind(name, ResourceEvent) for name in RESOURCE_EVENTS})
+EVENT_KINDS = frozenset(JOB_EVENTS + RESOURCE_EVENTS)
 
 
 def kind_get(name: str) -> Kind:

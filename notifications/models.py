@@ -139,7 +139,19 @@ class WebhookEndpoint(models.Model):
         default=SignatureScheme.STANDARD,
         help_text="How deliveries are signed; the receiver must verify this scheme. See the README.",
     )
-    kinds = models.JSONField(default=list, blank=True, help_text="Event kinds to send; empty means every kind.")
+    kinds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Event kinds to send; empty means every notification kind. Job and resource events"
+            " (job.completed, alert.created, alert.*, ...) are sent only when listed here."
+        ),
+    )
+    job_types = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Job events only for these job types (darkwatch.scan, ...); empty: all.",
+    )
     active = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -157,12 +169,41 @@ class WebhookEndpoint(models.Model):
         return not self.kinds or kind in self.kinds
 
     def clean(self) -> None:
+        from jobs.registry import registry
+        from notifications.kinds import EVENT_KINDS, KINDS
+
+        errors = {}
         if self.signature_scheme == SignatureScheme.STANDARD:
             try:
                 standard_secret_key(self.secret)
             except ValueError as exc:
                 # A secret from before Standard Webhooks (whsec_ + URL-safe text) cannot sign `standard`.
-                raise ValidationError({"signature_scheme": f"this endpoint's secret cannot sign it: {exc}"}) from exc
+                errors["signature_scheme"] = f"this endpoint's secret cannot sign it: {exc}"
+        prefixes = {name.partition(".")[0] for name in EVENT_KINDS}
+        kinds = self.kinds if isinstance(self.kinds, list) else [self.kinds]
+        unknown = [
+            kind
+            for kind in kinds
+            if not isinstance(kind, str) or not (kind in KINDS or (kind.endswith(".*") and kind[:-2] in prefixes))
+        ]
+        if unknown:
+            errors["kinds"] = f"Unknown kinds {unknown!r}: use notification kinds, event names or <prefix>.*"
+        job_types = self.job_types if isinstance(self.job_types, list) else [self.job_types]
+        unknown = [name for name in job_types if not isinstance(name, str) or name not in registry]
+        if unknown:
+            errors["job_types"] = f"Unknown job types {unknown!r}."
+        if errors:
+            raise ValidationError(errors)
+
+    def subscribes(self, event: str) -> bool:
+        """Whether this endpoint asked for a job or resource event by name or by `<prefix>.*`."""
+        return event_subscribed(self.kinds, event)
+
+
+def event_subscribed(kinds, event: str) -> bool:
+    """Job and resource events are opt-in: named exactly, or by their prefix (`job.*`, `alert.*`)."""
+    # Never implied by an empty list: receivers written for notifications must not get new shapes unasked.
+    return event in kinds or f"{event.partition('.')[0]}.*" in kinds
 
 
 class WebhookDelivery(models.Model):
@@ -176,10 +217,15 @@ class WebhookDelivery(models.Model):
     duration_ms = models.FloatField(null=True, blank=True)
     response_excerpt = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # The request as it went out, so staff and the owner can see (and a receiver reproduce) it.
+    url = models.CharField(max_length=500, blank=True)
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True, help_text="The exact bytes signed and sent (UTF-8 JSON).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["endpoint", "-created_at"])]
         verbose_name_plural = "webhook deliveries"
         constraints = [
             models.UniqueConstraint(fields=["notification", "attempt"], name="webhook_delivery_unique_attempt")

@@ -20,7 +20,7 @@ from jobs import enqueue
 from jobs.errors import InvalidTransition
 from jobs.models import JobRun
 from jobs.services import job_run_cancel
-from notifications.errors import NotCancellable, NotificationInvalid, UnknownChannel
+from notifications.errors import NotCancellable, NotificationInvalid, NotReplayable, UnknownChannel
 from notifications.kinds import kind_get
 from notifications.models import Channel, Notification, WebhookEndpoint
 from notifications.selectors import Target, quiet_hours_end, user_targets, user_timezone
@@ -178,11 +178,24 @@ def _create(user, kind: str, context: dict, target: Target, send_at, dedupe_key,
         return Notification.objects.filter(
             recipient=user, channel=target.channel, webhook_endpoint=target.endpoint, dedupe_key=dedupe_key
         ).first()
+    return notification_enqueue(notification, batch=batch)
+
+
+def notification_enqueue(notification: Notification, *, batch: list | None = None) -> Notification:
+    """Queue the send job of a saved notification (at its send_at); it reaches Redis when the caller commits.
+
+    With `batch` (notify_many), one due now joins the batch instead: its batch job carries it."""
+    send_at = notification.send_at
     due_later = send_at is not None and send_at > timezone.now()
     if batch is not None and not due_later:
         batch.append(notification)  # its batch job is queued (and recorded on it) by notify_many
         return notification
-    run = enqueue(SEND_JOB, {"notification_id": notification.pk}, at=send_at if due_later else None, user=user)
+    run = enqueue(
+        SEND_JOB,
+        {"notification_id": notification.pk},
+        at=send_at if due_later else None,
+        user=notification.recipient,
+    )
     Notification.objects.filter(pk=notification.pk).update(job_run=run)
     notification.job_run = run
     return notification
@@ -218,6 +231,83 @@ def notifications_cancel(notifications: Iterable[Notification]) -> int:
         except NotCancellable:
             pass
     return cancelled
+
+
+# --- replay: send a webhook event again, with the same id --------------------------------
+
+REPLAYABLE = (Notification.Status.SENT, Notification.Status.FAILED, Notification.Status.SUPPRESSED)
+# What "failed events" means for a replay: refused or given up, or held back while the endpoint was off.
+UNDELIVERED = (Notification.Status.FAILED, Notification.Status.SUPPRESSED)
+# One request replays at most this many events; ask again with a later `since` for more.
+REPLAY_LIMIT = 1000
+
+
+def webhook_event_replay(notification: Notification) -> Notification:
+    """Send a webhook event again as it was (same id and body), as a new attempt; NotReplayable if it cannot be."""
+    with transaction.atomic():
+        locked = (
+            Notification.objects.select_for_update(of=("self",))
+            .select_related("webhook_endpoint")
+            .get(pk=notification.pk)
+        )
+        _check_replayable(locked)
+        # Conditional on the status read: a send that claimed it meanwhile keeps it.
+        if not Notification.objects.filter(pk=locked.pk, status=locked.status).update(
+            status=Notification.Status.QUEUED, reason="", send_at=None, updated_at=timezone.now()
+        ):
+            raise NotReplayable(f"notification {locked.pk} changed meanwhile; try again")
+        locked.status, locked.reason, locked.send_at = Notification.Status.QUEUED, "", None
+        notification_enqueue(locked)
+    logger.info("webhook event %s queued again for endpoint %s", locked.pk, locked.webhook_endpoint_id)
+    return locked
+
+
+def _check_replayable(notification: Notification) -> None:
+    if notification.channel != Channel.WEBHOOK:
+        raise NotReplayable(f"notification {notification.pk} is {notification.channel}; only webhooks are replayed")
+    if notification.status not in REPLAYABLE:
+        raise NotReplayable(f"event {notification.pk} is {notification.status}: it is being delivered already")
+    if not notification.webhook_endpoint.active:
+        raise NotReplayable(f"endpoint {notification.webhook_endpoint_id} is disabled; re-enable it first")
+
+
+def webhook_events_replay_failed(endpoint: WebhookEndpoint, since: datetime) -> int:
+    """Send again every undelivered event of `endpoint` made since `since` (oldest first, up to REPLAY_LIMIT)."""
+    if not isinstance(since, datetime) or timezone.is_naive(since):
+        raise NotificationInvalid("since must be a timezone-aware datetime")
+    endpoint.refresh_from_db(fields=["active"])
+    if not endpoint.active:
+        raise NotReplayable(f"endpoint {endpoint.pk} is disabled; re-enable it first")
+    ids = list(
+        Notification.objects.filter(webhook_endpoint=endpoint, status__in=UNDELIVERED, created_at__gte=since)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:REPLAY_LIMIT]
+    )
+    replayed = 0
+    for pk in ids:
+        try:
+            webhook_event_replay(Notification(pk=pk))
+            replayed += 1
+        except NotReplayable:
+            pass  # replayed or claimed meanwhile by someone else
+    return replayed
+
+
+def webhook_endpoints_replay_failed(endpoints: Iterable[WebhookEndpoint], since: datetime) -> int:
+    """`webhook_events_replay_failed` for each active endpoint given (the admin action); how many were queued."""
+    return sum(webhook_events_replay_failed(endpoint, since) for endpoint in endpoints if endpoint.active)
+
+
+def webhook_events_replay(notifications: Iterable[Notification]) -> int:
+    """`webhook_event_replay` each one that can be (the admin action); returns how many were queued."""
+    replayed = 0
+    for notification in notifications:
+        try:
+            webhook_event_replay(notification)
+            replayed += 1
+        except NotReplayable:
+            pass
+    return replayed
 
 
 def webhook_endpoint_enable(endpoint: WebhookEndpoint) -> WebhookEndpoint:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from jobs import enqueue
 from jobs.models import JobRun
 from kordant.models import Subscription
+from notifications.events import resource_changed
 from notifications.kinds import REPORTS_READY
 from notifications.services import notify
 from reports.errors import ReportPeriodInvalid, ReportQueueFull
@@ -187,6 +188,7 @@ def _record_failure(report: Report, exc: Exception) -> None:
     if not report.file:
         values["status"] = Report.Status.FAILED
     Report.objects.filter(pk=report.pk).update(**values)
+    resource_changed("report", "updated", [report.pk])
 
 
 def _delete_quietly(name: str) -> None:

@@ -16,6 +16,16 @@ QUEUES = ("critical", "high", "default", "low")
 
 
 @pytest.fixture(autouse=True)
+def event_subscribers_fresh():
+    """Each test reads the webhook event subscribers afresh: the previous test's endpoints were flushed."""
+    from notifications.events import event_subscribers_forget
+
+    event_subscribers_forget()
+    yield
+    event_subscribers_forget()
+
+
+@pytest.fixture(autouse=True)
 def redis_conn():
     """The real Redis the project uses, flushed around every test."""
     connection = django_rq.get_connection("default")

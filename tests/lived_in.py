@@ -3,7 +3,8 @@
 The demo data (subscribers of every tier, scanners' corpus, brokers, reports) made by the
 same services `make run` calls, then its schedules fired, the runs worked by a burst worker,
 and the states a quiet test database never has: failed, retrying, retried, cancelled and
-skipped runs, alerts and title changes, ready reports, notifications, webhook deliveries,
+skipped runs, alerts and title changes, ready reports, notifications, webhook deliveries and
+job and resource events,
 removal requests that went to the (local) brokers. Pages are tested on this, not on empty tables.
 """
 
@@ -49,6 +50,13 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         premium = UserFactory._meta.model.objects.get(username="demo-premium")
         # A webhook the stub refuses (it knows no /hooks/ endpoint): failed deliveries, as in real life.
         WebhookEndpoint.objects.create(owner=premium, url=f"{url}/hooks/optout")
+        # Job and resource events (notifications/events.py), refused the same way: the delivery log
+        # shows events, their requests as sent and the refusals.
+        WebhookEndpoint.objects.create(
+            owner=premium, url=f"{url}/hooks/events", kinds=["alert.*", "report.*", "removal_request.*", "job.*"]
+        )
+        ops = UserFactory(username="lived-in-ops", is_staff=True)
+        WebhookEndpoint.objects.create(owner=ops, url=f"{url}/hooks/jobs", kinds=["job.failed", "job.cancelled"])
         api_token_issue(premium)  # the API's tokens (stored hashed)
         # A job refused from Redis, as the dashboard lists them (jobs.entrypoints).
         quarantine_record("hostile-job", "worker", "function 'os.system' is not a registered entry point")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.events import resource_changed
 from scanners.darkwatch.models import Alert, Breach, WatchlistItem
 from scanners.darkwatch.providers import BreachInfo, BreachProvider, Found, ItemQuery
 from scanners.darkwatch.services import breach_severity
@@ -98,6 +99,12 @@ def _store_batch(
                     for item_id, breach_id in new
                 ],
                 ignore_conflicts=True,  # a scan racing this one (there is none: the type is a singleton)
+            )
+            # bulk_create sends no post_save: the webhook events are asked for here (after commit).
+            resource_changed(
+                "alert",
+                "created",
+                lambda: Alert.objects.filter(item_id__in=item_ids, first_seen=now).values_list("pk", flat=True),
             )
             report.found += len(pairs)
             report.new_alerts += len(new)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from jobs.bulk import bulk_insert_ignore
 from kordant.models import Subscription
+from notifications.events import resource_changed
 from scanners import imports
 from scanners.darkwatch import identifiers
 from scanners.darkwatch.identifiers import IdentifierInvalid
@@ -197,4 +198,5 @@ def alerts_notify_pending(subscription_id: int) -> int:
             dedupe_key=f"darkwatch.exposure:{subscription_id}:{pending[-1].pk}",
         )
         Alert.objects.filter(pk__in=[alert.pk for alert in pending]).update(notified_at=timezone.now())
+        resource_changed("alert", "updated", [alert.pk for alert in pending])
     return len(pending)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from notifications.events import resource_changed
 from scanners.findings import most_severe
 from scanners.hometitle import documents
 from scanners.hometitle.models import Property, TitleChange
@@ -108,6 +109,14 @@ def _store_batch(batch: list[tuple], parcels: dict[str, ParcelQuery], hits: list
                     for pk, doc in new
                 ],
                 ignore_conflicts=True,
+            )
+            # bulk_create sends no post_save: the webhook events are asked for here (after commit).
+            resource_changed(
+                "title_change",
+                "created",
+                lambda: TitleChange.objects.filter(property_id__in=property_ids, detected_at=now).values_list(
+                    "pk", flat=True
+                ),
             )
             report.new_changes += len(new)
             report.severities.extend(candidates[pair] for pair in new)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from jobs.bulk import bulk_insert_ignore
 from kordant.models import Subscription
+from notifications.events import resource_changed
 from scanners import imports
 from scanners.findings import Severity, most_severe
 from scanners.hometitle.documents import document_type
@@ -137,4 +138,5 @@ def title_changes_notify_pending(subscription_id: int) -> int:
             dedupe_key=f"hometitle.change:{subscription_id}:{pending[-1].pk}",
         )
         TitleChange.objects.filter(pk__in=[change.pk for change in pending]).update(notified_at=timezone.now())
+        resource_changed("title_change", "updated", [change.pk for change in pending])
     return len(pending)

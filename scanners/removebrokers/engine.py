@@ -40,6 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
+from notifications.events import resource_changed
 from scanners.removebrokers.client import BrokerClient
 from scanners.removebrokers.models import DataBroker, RemovalRequest
 from scanners.removebrokers.ratelimit import BrokerRateLimiter
@@ -189,6 +190,7 @@ class RemovalEngine:
                 groups.setdefault(token, []).append((request, then))
             for token, entries in groups.items():
                 written += _write_claimed(token, entries)
+            resource_changed("removal_request", "updated", [request.pk for request, _ in written])
             for _, then in written:
                 if then is not None:
                     then()  # notifications join the same transaction

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from notifications.events import resource_changed
 from scanners.removebrokers.models import PERSON_FIELDS, DataBroker, RemovalRequest
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def removal_request_retry(request: RemovalRequest) -> bool:
     except IntegrityError:
         return False  # a newer open request for the same broker exists
     if updated:
+        resource_changed("removal_request", "updated", [request.pk])
         removal_requests_process_soon()
     return bool(updated)
 
@@ -101,15 +103,16 @@ def removal_request_mark_done_by_user(request: RemovalRequest) -> bool:
         return False
     now = timezone.now()
     broker = request.broker
-    return bool(
-        RemovalRequest.objects.filter(pk=request.pk, status=Status.NEEDS_USER_ACTION).update(
-            status=Status.SUBMITTED,
-            submissions=request.submissions + 1,
-            submitted_at=now,
-            next_attempt_at=now + timedelta(days=broker.recheck_days) if broker.search_url else None,
-            updated_at=now,
-        )
+    updated = RemovalRequest.objects.filter(pk=request.pk, status=Status.NEEDS_USER_ACTION).update(
+        status=Status.SUBMITTED,
+        submissions=request.submissions + 1,
+        submitted_at=now,
+        next_attempt_at=now + timedelta(days=broker.recheck_days) if broker.search_url else None,
+        updated_at=now,
     )
+    if updated:
+        resource_changed("removal_request", "updated", [request.pk])
+    return bool(updated)
 
 
 def removal_request_notify(request: RemovalRequest, kind: str, *, send_at=None, **context) -> bool:

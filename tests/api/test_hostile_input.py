@@ -92,8 +92,27 @@ def lived_in(alice, bob):
                 payload={"subscription_id": subscription.pk},
                 cron_expression="0 9 * * 1",
             ).pk,
+            **_webhook_objects(subscription.user),
         }
     return objects
+
+
+def _webhook_objects(owner) -> dict:
+    """An endpoint, a failed event to it and the attempt that failed (the webhook delivery log)."""
+    from notifications.models import Notification, WebhookDelivery, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(owner=owner, url="http://127.0.0.1:9/hooks", kinds=["alert.*"])
+    event = Notification.objects.create(
+        recipient=owner,
+        channel="webhook",
+        kind="reminder",
+        context={"message": "hi", "subject": "s"},
+        webhook_endpoint=endpoint,
+        status="failed",
+        attempts=1,
+    )
+    delivery = WebhookDelivery.objects.create(endpoint=endpoint, notification=event, attempt=1, status_code=500)
+    return {"webhook-endpoints": endpoint.pk, "webhook-events": event.pk, "webhook-deliveries": delivery.pk}
 
 
 def concrete(path: str, ids: dict) -> str:
@@ -250,7 +269,12 @@ def test_filtering_by_someone_elses_id_answers_like_a_missing_id_on_every_list(a
             name = parameter["name"]
             if parameter["schema"].get("type") != "integer" or name in ("page", "page_size"):
                 continue
-            resource = {"subscription": "subscriptions", "schedule": "schedules"}.get(name)
+            resource = {
+                "subscription": "subscriptions",
+                "schedule": "schedules",
+                "endpoint": "webhook-endpoints",
+                "event": "webhook-events",
+            }.get(name)
             assert resource, f"{path}?{name}: say which of bob's objects this id filter names"
             theirs = client.get(path, {name: lived_in["bob"][resource]})
             missing = client.get(path, {name: missing_id})

@@ -250,6 +250,44 @@ def scheduling_set(paused: bool):
     return arrange
 
 
+def failed_webhook_event(sub):
+    from notifications.models import Notification, WebhookEndpoint
+
+    endpoint = WebhookEndpoint.objects.create(owner=sub.user, url="http://127.0.0.1:9/hooks", kinds=["alert.*"])
+    event = Notification.objects.create(
+        recipient=sub.user,
+        channel="webhook",
+        kind="reminder",
+        context={"message": "hi"},
+        webhook_endpoint=endpoint,
+        status="failed",
+        attempts=1,
+    )
+    return endpoint, event
+
+
+def replay_event(sub):
+    from notifications.models import Notification
+
+    _, event = failed_webhook_event(sub)
+    return Attempt(
+        f"/api/v1/webhook-events/{event.pk}/replay/",
+        None,
+        lambda: _reloaded(Notification, event.pk, lambda e: e.status == "queued"),
+    )
+
+
+def replay_failed_events(sub):
+    from notifications.models import Notification
+
+    endpoint, event = failed_webhook_event(sub)
+    return Attempt(
+        f"/api/v1/webhook-endpoints/{endpoint.pk}/replay-failed/",
+        {"since": "2020-01-01T00:00:00Z"},
+        lambda: endpoint if Notification.objects.filter(pk=event.pk, status="queued").exists() else None,
+    )
+
+
 # Every write endpoint of the API. A new one fails test_every_write_endpoint_is_in_the_table
 # until it is added here, with the rule it follows.
 WRITES: dict[tuple[str, str], Write] = {
@@ -277,6 +315,8 @@ WRITES: dict[tuple[str, str], Write] = {
     ("api:periodicjob-trigger", "post"): Write("owner_or_trigger", CHANGE, trigger_periodic_job),
     ("api:scheduler-pause", "post"): Write("schedulers", CHANGE, scheduling_set(True)),
     ("api:scheduler-resume", "post"): Write("schedulers", CHANGE, scheduling_set(False)),
+    ("api:webhookevent-replay", "post"): Write("owner_or_change", CHANGE, replay_event),
+    ("api:webhookendpoint-replay-failed", "post"): Write("owner_or_change", CHANGE, replay_failed_events),
 }
 # Writes that change no one's data: a login (its own throttles and tests, tests/api/test_auth.py).
 NOT_ADMIN_CHANGES = {("api:token", "post")}
@@ -360,6 +400,8 @@ ADMIN_PROBES = {
     "report": ("/admin/reports/report/", "regenerate"),
     "change PeriodicJob": ("/admin/jobs/periodicjob/", "disable"),
     "run PeriodicJob": ("/admin/jobs/periodicjob/", "run_now"),
+    "change Notification": ("/admin/notifications/notification/", "replay"),
+    "change WebhookEndpoint": ("/admin/notifications/webhookendpoint/", "replay_failed"),
 }
 PROBE_OF = {
     ("api:jobrun-list", "post"): "trigger",
@@ -387,6 +429,8 @@ PROBE_OF = {
     # Pausing all scheduling asks the tier table's permission, in both doors.
     ("api:scheduler-pause", "post"): "schedulers",
     ("api:scheduler-resume", "post"): "schedulers",
+    ("api:webhookevent-replay", "post"): "change Notification",
+    ("api:webhookendpoint-replay-failed", "post"): "change WebhookEndpoint",
 }
 
 
@@ -412,6 +456,7 @@ def test_the_admin_answers_each_user_as_the_api_does_about_other_peoples_objects
     TitleChangeFactory(property=PropertyFactory(subscription=owner_subscription))
     ReportFactory(subscription=owner_subscription, kind="monthly", period_start="2026-10-01", period_end="2026-10-31")
     _customer_job(owner_subscription)
+    failed_webhook_event(owner_subscription)
     user = make_user(who)
     if user is not None:
         client.force_login(user)

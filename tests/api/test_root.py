@@ -13,6 +13,7 @@ def test_the_root_lists_every_endpoint_as_a_link_that_answers(api, staff):
         "jobs", "job-types", "schedules", "scheduler-configs", "subscriptions", "alerts", "title-changes",
         "removal-requests", "voice-analyses", "reports", "auth/token", "stats", "metrics", "webhooks/keys",
         "periodic-jobs", "scheduler", "scheduler/forecast",
+        "webhook-endpoints", "webhook-events", "webhook-deliveries",
     }  # fmt: skip
     assert set(links) == expected
     assert links["jobs"] == "http://testserver/api/v1/jobs/"

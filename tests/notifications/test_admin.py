@@ -74,3 +74,59 @@ def test_the_cancel_action_cancels_reminders_not_yet_sent(admin_client, run_work
 
 def test_non_staff_are_sent_to_login(client):
     assert client.get("/admin/notifications/notification/").status_code == 302
+
+
+def failed_webhook(endpoint, **fields):
+    return Notification.objects.create(
+        recipient=endpoint.owner,
+        channel="webhook",
+        kind=kinds.REMINDER,
+        context={"message": "x", "subject": "s"},
+        webhook_endpoint=endpoint,
+        status="failed",
+        attempts=1,
+        **fields,
+    )
+
+
+def test_staff_replay_selected_events_and_deliveries_from_the_admin(admin_client):
+    from notifications.models import WebhookDelivery
+
+    endpoint = WebhookEndpoint.objects.create(owner=UserFactory(), url="https://hooks.example/k")
+    first, second = failed_webhook(endpoint), failed_webhook(endpoint)
+    WebhookDelivery.objects.create(
+        endpoint=endpoint, notification=second, attempt=1, status_code=500, request_headers={"a": "b"}
+    )
+    page = admin_client.get(f"/admin/notifications/notification/{second.pk}/change/").content.decode()
+    assert "request_headers" in page or "Request headers" in page
+
+    admin_client.post("/admin/notifications/notification/", {"action": "replay", "_selected_action": [first.pk]})
+    admin_client.post(
+        "/admin/notifications/webhookdelivery/",
+        {"action": "replay", "_selected_action": list(WebhookDelivery.objects.values_list("pk", flat=True))},
+    )
+    assert set(Notification.objects.values_list("status", flat=True)) == {"queued"}
+    assert all(row.job_run_id for row in Notification.objects.all())
+
+
+def test_replay_failed_since_asks_for_the_time_then_replays_only_those(admin_client):
+    endpoint = WebhookEndpoint.objects.create(owner=UserFactory(), url="https://hooks.example/k")
+    recent = failed_webhook(endpoint)
+    old = failed_webhook(endpoint)
+    Notification.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
+    changelist = "/admin/notifications/webhookendpoint/"
+
+    form = admin_client.post(changelist, {"action": "replay_failed", "_selected_action": [endpoint.pk]})
+    assert form.status_code == 200 and 'name="since"' in form.content.decode()
+    assert Notification.objects.filter(status="queued").count() == 0  # the form changed nothing
+
+    bad = admin_client.post(
+        changelist, {"action": "replay_failed", "_selected_action": [endpoint.pk], "post": "yes", "since": "soon"}
+    )
+    assert bad.status_code == 200 and "errorlist" in bad.content.decode()
+    since = (timezone.localtime() - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+    done = admin_client.post(
+        changelist, {"action": "replay_failed", "_selected_action": [endpoint.pk], "post": "yes", "since": since}
+    )
+    assert done.status_code == 302
+    assert list(Notification.objects.filter(status="queued").values_list("pk", flat=True)) == [recent.pk]
