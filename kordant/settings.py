@@ -264,6 +264,13 @@ JOBS_MONITOR_FAILURE_RATE = env.float("JOBS_MONITOR_FAILURE_RATE", default=0.2)
 JOBS_MONITOR_FAILURE_MIN_RUNS = env.int("JOBS_MONITOR_FAILURE_MIN_RUNS", default=20)
 JOBS_MONITOR_HEARTBEAT_SECONDS = env.int("JOBS_MONITOR_HEARTBEAT_SECONDS", default=180)
 JOBS_MONITOR_COOLDOWN_SECONDS = env.int("JOBS_MONITOR_COOLDOWN_SECONDS", default=3600)
+# A schedule whose catch-up policy is "none" still runs a tick up to this late (a slow
+# pass, a scheduler restart); a tick missed by more is recorded as skipped, not run.
+JOBS_CATCH_UP_GRACE_SECONDS = env.int("JOBS_CATCH_UP_GRACE_SECONDS", default=60)
+if not 0 <= JOBS_CATCH_UP_GRACE_SECONDS <= 86400:
+    raise ImproperlyConfigured(
+        f"JOBS_CATCH_UP_GRACE_SECONDS must be between 0 and 86400 seconds, not {JOBS_CATCH_UP_GRACE_SECONDS}"
+    )
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 
