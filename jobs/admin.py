@@ -26,7 +26,15 @@ from django.utils.html import format_html, format_html_join
 from jobs import admin_pages, rq_dashboard
 from jobs.cron import cron_check, cron_describe, get_zone, next_runs, spread_cron
 from jobs.errors import JobError, NextRunUnknown
-from jobs.models import SCHEDULE_STATE_FILTERS, JobEvent, JobRun, Schedule, SchedulerConfig, ScheduleState
+from jobs.models import (
+    SCHEDULE_STATE_FILTERS,
+    JobEvent,
+    JobRun,
+    PeriodicJob,
+    Schedule,
+    SchedulerConfig,
+    ScheduleState,
+)
 from jobs.operators import may_edit_scheduler_configs, may_trigger_runs
 from jobs.registry import QUEUES, registry
 from jobs.scheduling import (
@@ -342,7 +350,13 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
     @admin.display(description="links")
     def links(self, run):
         items = []
-        if run.schedule_id:
+        periodic_job_id = run.schedule and run.schedule.periodic_job_id
+        if periodic_job_id and self.admin_site.is_registered(PeriodicJob):
+            # A periodic job's run links to the job: its schedule row is not a page of its own.
+            items.append(
+                (reverse("admin:jobs_periodicjob_change", args=[periodic_job_id]), f"periodic job #{periodic_job_id}")
+            )
+        elif run.schedule_id and not periodic_job_id:
             items.append(
                 (reverse("admin:jobs_schedule_change", args=[run.schedule_id]), f"schedule #{run.schedule_id}")
             )
@@ -509,6 +523,10 @@ class ScheduleAdmin(OperatorActionsMixin, admin.ModelAdmin):
         "subscription", "config", "enabled", "state", "cron_expression", "timing", "timezone", "next_run_local",
         "next_run_utc", "last_run_link", "last_outcome", "run_count", "created_at", "updated_at",
     )  # fmt: skip
+
+    def get_queryset(self, request):
+        # Tier schedules only: a periodic job's schedule row is its periodic job's page.
+        return super().get_queryset(request).filter(periodic_job__isnull=True)
 
     def get_readonly_fields(self, request, obj=None):
         # Timing comes from the config and the subscription; sync_schedules would undo a hand edit.

@@ -179,6 +179,14 @@ def bulk_insert_values(
         model.objects.bulk_create(objs, batch_size=2000)
         return [obj.pk for obj in objs] if returning else []
     fields_by_attname = {field.attname: field for field in meta.concrete_fields}
+    # JSON columns take Python values like the others; psycopg needs them wrapped (Jsonb).
+    json_columns = [i for i, name in enumerate(attnames) if isinstance(fields_by_attname[name], models.JSONField)]
+    if json_columns:
+        rows = [list(row) for row in rows]
+        for index in json_columns:
+            field = fields_by_attname[attnames[index]]
+            for row in rows:
+                row[index] = field.get_db_prep_save(row[index], connection)
     names = [meta.pk.attname, *attnames] if returning else attnames
     columns = ", ".join(connection.ops.quote_name(fields_by_attname[name].column) for name in names)
     pks: list = []

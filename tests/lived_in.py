@@ -3,12 +3,14 @@
 The demo data (subscribers of every tier, scanners' corpus, brokers, reports) made by the
 same services `make run` calls, then its schedules fired, the runs worked by a burst worker,
 and the states a quiet test database never has: failed, retrying, retried, cancelled and
-skipped runs, alerts and title changes, ready reports, notifications, webhook deliveries,
+skipped runs, periodic jobs (built in, an operator's, a customer's) that have fired, failed
+and skipped a missed tick, alerts and title changes, ready reports, notifications, webhook deliveries,
 removal requests that went to the (local) brokers. Pages are tested on this, not on empty tables.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from datetime import timedelta
 
@@ -33,6 +35,7 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
     from api.services import api_token_issue
     from jobs.demo import demo_data_ensure
     from jobs.entrypoints import quarantine_record
+    from jobs.periodic import periodic_job_create
     from jobs.scheduling import schedules_fire, schedules_record_outcomes
     from jobs.services import job_run_cancel, job_run_retry
     from notifications.models import NotificationPreference, WebhookEndpoint
@@ -59,9 +62,43 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         report_demo_ensure()
         run_worker()  # the reports (low queue), their e-mails
 
+        # Periodic jobs: the built-in ones (as migrated), an operator's that completes, one that
+        # fails, one whose missed tick is skipped (catch-up "none"), and a customer's own.
+        from django.apps import apps
+
+        importlib.import_module("jobs.migrations.0006_builtin_periodic_jobs").create_builtins(apps, None)
+        nightly = periodic_job_create(
+            name="nightly ping", job_type="jobs.ping", payload={"message": "nightly"}, cron_expression="0 4 * * *"
+        )
+        periodic_job_create(
+            name="provider check",
+            job_type="tests.permanent",
+            payload={"message": "provider said no"},
+            frequency="hourly",
+            max_attempts=2,
+            retry_delays=[30],
+            description="Fails every time: its runs are the failed kind.",
+        )
+        missed = periodic_job_create(
+            name="strict ping",
+            job_type="jobs.ping",
+            payload={"message": "only on time"},
+            cron_expression="*/15 * * * *",
+            catch_up="none",
+        )
+        customer_job = periodic_job_create(
+            name="my Monday ping",
+            job_type="jobs.ping",
+            payload={"message": "mine"},
+            cron_expression="0 9 * * 1",
+            timezone="America/New_York",
+            owner=premium,
+        )
+
         # Every schedule's tick falls due (a catch-up after downtime) and fires: "last run" everywhere.
         now = timezone.now()
         Schedule.objects.filter(enabled=True).update(next_run_at=now - timedelta(minutes=1))
+        Schedule.objects.filter(periodic_job=missed).update(next_run_at=now - timedelta(hours=2))
         blocker = enqueue("tests.block", {"name": "never-started"}, delay=3600)
         busy = Schedule.objects.filter(config__job_type="jobs.ping").first()
         JobRun.objects.filter(pk=blocker.pk).update(schedule=busy)  # its next tick is skipped (overlap)
@@ -93,4 +130,12 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
     finally:
         server.shutdown()
         server.server_close()
-    return {"failed": failed, "retrying": retrying, "retried": retried, "cancelled": cancelled, "profile": profile}
+    return {
+        "failed": failed,
+        "retrying": retrying,
+        "retried": retried,
+        "cancelled": cancelled,
+        "profile": profile,
+        "periodic": nightly,
+        "customer_periodic": customer_job,
+    }
