@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import IntegrityError, connections, models, router, transaction
+from psycopg.types.json import Jsonb
 
 
 def _column_value(field: models.Field, connection) -> Callable[[models.Model], Any]:
@@ -185,8 +186,15 @@ def bulk_insert_values(
         rows = [list(row) for row in rows]
         for index in json_columns:
             field = fields_by_attname[attnames[index]]
+            # Django's own adaptation costs tens of microseconds a value; with no custom
+            # encoder it is exactly psycopg's Jsonb (None stays SQL NULL, as Django writes it).
+            adapt = (
+                (lambda value: None if value is None else Jsonb(value))
+                if field.encoder is None
+                else (lambda value, field=field: field.get_db_prep_save(value, connection))
+            )
             for row in rows:
-                row[index] = field.get_db_prep_save(row[index], connection)
+                row[index] = adapt(row[index])
     names = [meta.pk.attname, *attnames] if returning else attnames
     columns = ", ".join(connection.ops.quote_name(fields_by_attname[name].column) for name in names)
     pks: list = []
