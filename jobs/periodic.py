@@ -9,6 +9,7 @@ the row in step with the definition, and its rq-scheduler entry with the row aft
 from __future__ import annotations
 
 from functools import partial
+from operator import itemgetter
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -67,29 +68,28 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
 
 _FIELDS = [field for field in PeriodicJob._meta.concrete_fields if not field.primary_key]
 _COLUMNS = [field.attname for field in _FIELDS]
-_KNOWN = {field.name for field in _FIELDS} | set(_COLUMNS)
 
 
 def _column_values(fields: dict) -> dict:
     """A new job's {attname: value}: what PeriodicJob(**fields) would hold, defaults included."""
-    if unknown := set(fields) - _KNOWN:
-        raise TypeError(f"PeriodicJob has no field(s) {', '.join(sorted(unknown))}")
-    values = {}
-    for name, attname, default, is_relation in _DEFAULTS:
-        if name in fields:
-            value = fields[name]
-            if is_relation and value is not None and not isinstance(value, int):
-                value = value.pk  # owner=user
-        elif attname in fields:
-            value = fields[attname]
-        else:
-            value = default()
+    values = _CONSTANT_DEFAULTS.copy()
+    for attname, make in _MADE_DEFAULTS:
+        values[attname] = make()  # a fresh {} per row, as Django's default makes
+    for name, value in fields.items():
+        attname = _ATTNAMES.get(name)
+        if attname is None:
+            raise TypeError(f"PeriodicJob has no field {name!r}")
+        if attname != name and value is not None and not isinstance(value, int):
+            value = value.pk  # owner=user
         values[attname] = value
     return values
 
 
-# (name, attname, default maker, is a relation) per column: get_default's work, done once.
-_DEFAULTS = [(field.name, field.attname, field._get_default, field.is_relation) for field in _FIELDS]
+# Defaults as PeriodicJob() fills them in, split into constants (copied) and made per row.
+_MADE_DEFAULTS = [(f.attname, f.default) for f in _FIELDS if f.has_default() and callable(f.default)]
+_CONSTANT_DEFAULTS = {f.attname: f.get_default() for f in _FIELDS if f.attname not in dict(_MADE_DEFAULTS)}
+# A field by its name or its attname (owner or owner_id) -> its attname.
+_ATTNAMES = {f.name: f.attname for f in _FIELDS} | {f.attname: f.attname for f in _FIELDS}
 
 
 # Fields whose values differ row by row in a batch; the others (timing, policies, owner) are
@@ -103,17 +103,19 @@ def _errors_of_each(rows: list[dict]) -> dict[int, list[str]]:
     an instance shared by the rows with the same other values; Django's checks of those other
     fields (about 50 microseconds a row in all) run once per distinct combination of them."""
     per_row = [f for f in _FIELDS if f.name in _PER_ROW_FIELDS]
+    shared_fields = [f for f in _FIELDS if f.name not in _PER_ROW_FIELDS]
     # JSON values (retry_delays) are lists: keyed by their repr, the rest as they are.
-    shared_columns = [(f.attname, isinstance(f, JSONField)) for f in _FIELDS if f.name not in _PER_ROW_FIELDS]
+    scalars = itemgetter(*(f.attname for f in shared_fields if not isinstance(f, JSONField)))
+    json_columns = [f.attname for f in shared_fields if isinstance(f, JSONField)]
     shared: dict[tuple, tuple[PeriodicJob, dict[str, list[str]]]] = {}
     found: dict[int, list[str]] = {}
     for index, row in enumerate(rows):
-        key = tuple(repr(row[name]) if is_json else row[name] for name, is_json in shared_columns)
+        key = (scalars(row), *[repr(row[name]) for name in json_columns])
         if key not in shared:
             job = PeriodicJob(**row)
             shared[key] = (job, _messages(job.clean_fields, exclude=[*_PER_ROW_FIELDS, "id"]))
         job, shared_messages = shared[key]
-        messages = dict(shared_messages)
+        messages = dict(shared_messages) if shared_messages else {}
         for field in per_row:  # as Model.clean_fields does, for these fields only
             raw = row[field.attname]
             setattr(job, field.attname, raw)
@@ -123,8 +125,11 @@ def _errors_of_each(rows: list[dict]) -> dict[int, list[str]]:
                 field.clean(raw, job)
             except ValidationError as exc:
                 messages[field.name] = exc.messages
-        for field, lines in _messages(job.clean).items():
-            messages.setdefault(field, lines)  # as full_clean: a field's own error first
+        try:
+            job.clean()
+        except ValidationError as exc:
+            for field, lines in exc.message_dict.items():
+                messages.setdefault(field, lines)  # as full_clean: a field's own error first
         if messages:
             found[index] = [f"{field}: {' '.join(lines)}" for field, lines in messages.items()]
     return found
