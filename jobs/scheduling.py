@@ -222,7 +222,12 @@ def scheduler_config_sync(config_id: int) -> SyncReport | None:
 def schedule_set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
     """Pause or resume one schedule; a resumed one runs at its next tick from now."""
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().select_related("config", "periodic_job").get(pk=schedule.pk)
+        # of=self: the definitions are outer joins, which PostgreSQL will not lock.
+        schedule = (
+            Schedule.objects.select_for_update(of=("self",))
+            .select_related("config", "periodic_job")
+            .get(pk=schedule.pk)
+        )
         definition_enabled = schedule.definition.enabled
         if schedule.enabled != enabled:
             schedule.enabled = enabled
