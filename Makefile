@@ -34,8 +34,15 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(VENV)/.dev
+# django-celery-beat, which bench/scheduling.py measures beside ours, in a venv of its own:
+# its python-crontab and rq-scheduler's crontab are both the module `crontab`.
+$(VENV)-beat/.installed: bench/requirements-beat.txt
+	test -x $(VENV)-beat/bin/python || $(PYTHON) -m venv $(VENV)-beat
+	$(VENV)-beat/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-beat.txt
+	touch $@
+
+bench: $(VENV)/.dev $(VENV)-beat/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var/test.sqlite3*
+	rm -rf $(VENV) $(VENV)-beat var/test.sqlite3*

@@ -12,9 +12,13 @@
    per entry against the tier sync's per entry (target: at least as fast); a scheduler
    pass with 10,000 due periodic jobs against the same pass with 10,000 due tier
    schedules (target: within 1.2x).
+6. django-celery-beat's DatabaseScheduler with 100,000 periodic tasks, all due, its tick()
+   sending to the same Redis (bench/beat.py, in .venv-beat, which `make bench` makes):
+   sends per second against our pass's, and the ratio (target > 100x).
 
 Sizes (environment, for a quick run while developing): BENCH_SCHEDULING_SUBSCRIPTIONS,
-BENCH_SCHEDULING_DUE, BENCH_SCHEDULING_BURST, BENCH_SCHEDULING_PERIODIC.
+BENCH_SCHEDULING_DUE, BENCH_SCHEDULING_BURST, BENCH_SCHEDULING_PERIODIC, BENCH_BEAT_TASKS,
+BENCH_BEAT_SECONDS (how long beat ticks).
 """
 
 import os
@@ -33,6 +37,8 @@ STOCK_ENTRIES = 10_000
 DUE = int(os.environ.get("BENCH_SCHEDULING_DUE", 10_000))
 BURST = int(os.environ.get("BENCH_SCHEDULING_BURST", 100_000))
 PERIODIC = int(os.environ.get("BENCH_SCHEDULING_PERIODIC", 100_000))
+BEAT_TASKS = int(os.environ.get("BENCH_BEAT_TASKS", 100_000))
+BEAT_SECONDS = float(os.environ.get("BENCH_BEAT_SECONDS", 30))
 PERIODIC_CHUNK = 10_000  # jobs per periodic_jobs_create_many call (all or none each)
 ROUNDS = 3
 
@@ -252,6 +258,41 @@ def _periodic(connection, tier_per_entry: float, tier_pass: float) -> None:
         f"scheduler pass, {due} due periodic jobs (best of {ROUNDS}): {ours:.2f} s   "
         f"same pass with {DUE} due tier schedules {tier_pass:.2f} s   "
         f"periodic/tier {ours / tier_pass:.2f}x (target <= 1.2x)",
+        flush=True,
+    )
+    _beat(due / ours)
+
+
+def _beat(our_sends: float) -> None:
+    """django-celery-beat's sends per second with BEAT_TASKS due tasks, beside ours."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    python = root / ".venv-beat" / "bin" / "python"
+    if not python.exists():
+        print("django-celery-beat: skipped, no .venv-beat (`make bench` makes it)", flush=True)
+        return
+    database = root / "var" / f"bench_beat_{os.getpid()}.sqlite3"
+    database.parent.mkdir(exist_ok=True)
+    try:
+        out = subprocess.run(
+            [python, "-m", "bench.beat", str(BEAT_TASKS), os.environ["REDIS_URL"], str(BEAT_SECONDS)],
+            cwd=root,
+            env={**os.environ, "BENCH_BEAT_DB": str(database), "DJANGO_SETTINGS_MODULE": "bench.beat_settings"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    finally:
+        for leftover in database.parent.glob(f"{database.name}*"):
+            leftover.unlink()
+    sent, seconds = int(out[0]), float(out[1])
+    beat = sent / seconds
+    print(
+        f"django-celery-beat DatabaseScheduler, {BEAT_TASKS} tasks all due: {sent} sent in {seconds:.1f} s of "
+        f"tick(), {beat:.1f} sends/s   KordantScheduler (periodic pass above) {our_sends:.0f} sends/s   "
+        f"ratio {our_sends / beat:.0f}x (target > 100x)",
         flush=True,
     )
 
