@@ -7,8 +7,8 @@ included, runs through `_step`, and the scheduler resumes when Redis answers. Ea
 rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py): tier
 schedules and periodic jobs, the built-in ones included, alike; it hands any other
 rq-scheduler job to the stock path, moves due delayed runs (delay/at, retries) to their
-queues, copies finished runs' outcomes onto their schedules, runs the recovery pass once a minute and writes a
-heartbeat. Long passes renew the lock batch by batch, so a burst of 100,000 due
+queues, copies finished runs' outcomes onto their schedules, runs the recovery pass once a
+minute and writes a heartbeat. Long passes renew the lock batch by batch, so a burst of 100,000 due
 schedules cannot let a second scheduler in halfway.
 
 While an operator has paused all scheduling (SchedulingSwitch, one query a pass), a pass
