@@ -38,6 +38,8 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
     For imports and provisioning: 100,000 jobs cost a few bulk inserts, not 100,000 saves.
     Rows are column values, not model instances (an instance costs more than its insert).
     """
+    if not jobs:
+        return []
     rows = [_column_values(fields) for fields in jobs]
     errors = {f"jobs[{index}]": messages for index, messages in _errors_of_each(rows).items()}
     names = [(row["owner_id"], row["name"]) for row in rows]
@@ -148,21 +150,33 @@ _CHUNK = 5000
 
 
 def _names_taken(keys: set[tuple[int | None, str]]) -> set[tuple[int | None, str]]:
-    """Which of these (owner, name) pairs exist already: one query on PostgreSQL (the names as
-    one array parameter), a few thousand names per query elsewhere."""
-    names = sorted({name for _, name in keys})
+    """Which of these (owner, name) pairs exist already. System names and owned names are asked
+    apart, so each query can use its unique index (a bare `name IN` could use neither); on
+    PostgreSQL with the names as one array parameter (10,000 placeholders cost more to send)."""
+    system = sorted(name for owner, name in keys if owner is None)
+    owned = [key for key in keys if key[0] is not None]
+    owners, owned_names = sorted({o for o, _ in owned}), sorted({n for _, n in owned})
+    table = PeriodicJob._meta.db_table
     taken = set()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT owner_id, name FROM {PeriodicJob._meta.db_table} WHERE name = ANY(%s)",
-                [names],
-            )
-            taken = set(cursor.fetchall())
-    else:
-        for start in range(0, len(names), _CHUNK):
-            chunk = names[start : start + _CHUNK]
-            taken |= set(PeriodicJob.objects.filter(name__in=chunk).values_list("owner_id", "name"))
+            if system:
+                cursor.execute(
+                    f"SELECT owner_id, name FROM {table} WHERE owner_id IS NULL AND name = ANY(%s)", [system]
+                )
+                taken |= set(cursor.fetchall())
+            if owned:
+                cursor.execute(
+                    f"SELECT owner_id, name FROM {table} WHERE owner_id = ANY(%s) AND name = ANY(%s)",
+                    [owners, owned_names],
+                )
+                taken |= set(cursor.fetchall())
+        return taken & keys
+    jobs = PeriodicJob.objects.values_list("owner_id", "name")
+    for start in range(0, len(system), _CHUNK):
+        taken |= set(jobs.filter(owner__isnull=True, name__in=system[start : start + _CHUNK]))
+    for start in range(0, len(owned_names), _CHUNK):
+        taken |= set(jobs.filter(owner_id__in=owners, name__in=owned_names[start : start + _CHUNK]))
     return taken & keys
 
 

@@ -400,3 +400,21 @@ def test_creating_many_makes_rows_schedules_and_entries_after_commit(redis_conn,
     assert {s.entry_id: s.next_run_at.timestamp() for s in schedules} == {
         k.decode(): v for k, v in redis_conn.zrange(entries.SCHEDULED_KEY, 0, -1, withscores=True)
     }
+
+
+def test_creating_many_keeps_owners_and_takes_an_empty_batch(redis_conn):
+    owner = UserFactory()
+    assert periodic_jobs_create_many([]) == []
+    [pk] = periodic_jobs_create_many(
+        [{"name": "mine", "job_type": "jobs.ping", "payload": PING, "cron_expression": "0 9 * * 1", "owner": owner}]
+    )
+    job = PeriodicJob.objects.get(pk=pk)
+    assert (job.owner_id, job.payload, job.timezone, job.enabled) == (owner.pk, PING, "UTC", True)
+    # Another owner may use the same name; the same owner may not.
+    periodic_jobs_create_many([{"name": "mine", "job_type": "jobs.ping", "payload": PING, "frequency": "daily"}])
+    with pytest.raises(ValidationError, match="exists already"):
+        periodic_jobs_create_many(
+            [{"name": "mine", "job_type": "jobs.ping", "payload": PING, "frequency": "daily", "owner_id": owner.pk}]
+        )
+    with pytest.raises(TypeError):
+        periodic_jobs_create_many([{"name": "x", "no_such_field": 1}])
