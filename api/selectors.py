@@ -119,7 +119,10 @@ def job_run_etag(run: JobRun) -> str:
 
 
 def schedules_visible(user) -> QuerySet[Schedule]:
-    return _own(Schedule.objects.select_related("config"), user, "subscription__user").order_by("pk")
+    # Tier schedules only: a periodic job's schedule row is shown (and managed) as the
+    # periodic job itself, under /api/v1/periodic-jobs/.
+    tier_schedules = Schedule.objects.filter(periodic_job__isnull=True).select_related("config")
+    return _own(tier_schedules, user, "subscription__user").order_by("pk")
 
 
 def periodic_jobs_visible(user) -> QuerySet[PeriodicJob]:

@@ -7,8 +7,18 @@
    `enqueue_jobs()` with 10,000 due cron entries, best of three each.
 3. 100,000 due in one burst: the lock must stay held, and no tick may run twice.
 4. Saving one subscription (signal, schedules, entries): median latency.
+5. Periodic jobs (issue 18) against tier schedules, in the same run: registering
+   100,000 periodic jobs (rows, schedule rows and entries, `periodic_jobs_create_many`)
+   per entry against the tier sync's per entry (target: at least as fast); a scheduler
+   pass with 10,000 due periodic jobs against the same pass with 10,000 due tier
+   schedules (target: within 1.2x).
+(django-celery-beat with the same 100,000 periodic jobs: bench/celery_beat.py.)
+
+Sizes (environment, for a quick run while developing): BENCH_SCHEDULING_SUBSCRIPTIONS,
+BENCH_SCHEDULING_DUE, BENCH_SCHEDULING_BURST, BENCH_SCHEDULING_PERIODIC.
 """
 
+import os
 import statistics
 import time
 import warnings
@@ -19,10 +29,12 @@ from jobs.registry import Payload, job_type
 # rq-scheduler's crontab dependency warns on every cron() call; the figures matter here.
 warnings.filterwarnings("ignore", category=FutureWarning, module="rq_scheduler")
 
-SUBSCRIPTIONS = 100_000
+SUBSCRIPTIONS = int(os.environ.get("BENCH_SCHEDULING_SUBSCRIPTIONS", 100_000))
 STOCK_ENTRIES = 10_000
-DUE = 10_000
-BURST = 100_000
+DUE = int(os.environ.get("BENCH_SCHEDULING_DUE", 10_000))
+BURST = int(os.environ.get("BENCH_SCHEDULING_BURST", 100_000))
+PERIODIC = int(os.environ.get("BENCH_SCHEDULING_PERIODIC", 100_000))
+PERIODIC_CHUNK = 10_000  # jobs per periodic_jobs_create_many call (all or none each)
 ROUNDS = 3
 
 
@@ -127,8 +139,8 @@ def _stock_pass(connection, n: int) -> float:
     return elapsed
 
 
-def _make_due(connection, n: int) -> list[int]:
-    """Make n schedules due a few seconds ago, rows and entries."""
+def _make_due(connection, n: int, *, periodic: bool = False) -> list[int]:
+    """Make n schedules (tier ones, or periodic jobs') due a few seconds ago, rows and entries."""
     from django.utils import timezone
 
     from jobs import entries
@@ -137,7 +149,10 @@ def _make_due(connection, n: int) -> list[int]:
     JobEvent.objects.all().delete()
     JobRun.objects.all().delete()
     connection.flushdb()
-    pks = list(Schedule.objects.order_by("pk").values_list("pk", flat=True)[:n])
+    kind = Schedule.objects.filter(periodic_job__isnull=not periodic)
+    if periodic:
+        kind = kind.filter(periodic_job__builtin=False)
+    pks = list(kind.order_by("pk").values_list("pk", flat=True)[:n])
     due = timezone.now() - timedelta(seconds=5)
     Schedule.objects.filter(pk__in=pks).update(next_run_at=due, last_run=None)
     _vacuum()
@@ -146,14 +161,15 @@ def _make_due(connection, n: int) -> list[int]:
     return pks
 
 
-def _our_pass(connection, n: int) -> tuple[float, bool]:
-    """Seconds for KordantScheduler to fire n due schedules under its lock; whether it still held the lock."""
+def _our_pass(connection, n: int, *, periodic: bool = False) -> tuple[float, bool]:
+    """Seconds for KordantScheduler to fire n due schedules (tier ones, or periodic jobs') under
+    its lock; whether it still held the lock."""
     from django.db.models import Count
 
     from jobs.models import JobRun
     from jobs.scheduler import KordantScheduler
 
-    _make_due(connection, n)
+    _make_due(connection, n, periodic=periodic)
     scheduler = KordantScheduler(connection=connection)
     assert scheduler.acquire_lock()
     started = time.perf_counter()
@@ -169,6 +185,76 @@ def _our_pass(connection, n: int) -> tuple[float, bool]:
     if schedules != n or duplicates:
         raise RuntimeError(f"{n} due: runs for {schedules} schedules ({report}); {duplicates} duplicate ticks")
     return elapsed, held
+
+
+_PERIODIC_TYPE = "bench.periodic"
+
+
+def _drop_periodic_jobs() -> None:
+    """No periodic jobs but the built-in ones: rows gone by raw SQL (no per-row signals);
+    runs first, since they point at the schedules."""
+    from django.db import connection as database
+
+    from jobs.models import JobEvent, JobRun, PeriodicJob, Schedule
+
+    JobEvent.objects.all().delete()
+    JobRun.objects.all().delete()
+    jobs, schedules = PeriodicJob._meta.db_table, Schedule._meta.db_table
+    with database.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {schedules} WHERE periodic_job_id IN (SELECT id FROM {jobs} WHERE NOT builtin)")
+        cursor.execute(f"DELETE FROM {jobs} WHERE NOT builtin")
+    _vacuum()
+
+
+def _periodic_register(connection, n: int) -> tuple[float, int]:
+    """Seconds to register n periodic jobs (validated rows, schedule rows, entries after commit)
+    with periodic_jobs_create_many, a chunk at a time; and the entries it wrote."""
+    from jobs import entries
+    from jobs.periodic import periodic_jobs_create_many
+
+    zones = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Australia/Sydney"]
+    _drop_periodic_jobs()
+    before = entries.entry_count(connection=connection)
+    # Each its own payload, as customers' jobs have; timing spread hourly by the job's id.
+    batch = [
+        {
+            "name": f"bench periodic {i}",
+            "job_type": _PERIODIC_TYPE,
+            "payload": {"subscription_id": i},
+            "frequency": "hourly",
+            "timezone": zones[i % 5],
+        }
+        for i in range(n)
+    ]
+    started = time.perf_counter()
+    for start in range(0, n, PERIODIC_CHUNK):
+        periodic_jobs_create_many(batch[start : start + PERIODIC_CHUNK])
+    elapsed = time.perf_counter() - started
+    return elapsed, entries.entry_count(connection=connection) - before
+
+
+def _periodic(connection, tier_per_entry: float, tier_pass: float) -> None:
+    job_type(_PERIODIC_TYPE, payload=_SubscriptionPayload)(_bench_scan)
+    rounds = [_periodic_register(connection, PERIODIC) for _ in range(ROUNDS)]
+    elapsed, written = min(rounds)
+    if written != PERIODIC:
+        raise RuntimeError(f"{PERIODIC} periodic jobs registered, {written} entries written")
+    per_entry = elapsed / PERIODIC
+    print(
+        f"register periodic jobs (best of {ROUNDS}): {PERIODIC} in {elapsed:.1f} s, "
+        f"{per_entry * 1e6:.0f} us per entry (validated row, schedule row, entry)   "
+        f"tier schedules (schedules_sync_all above) {tier_per_entry * 1e6:.0f} us per entry   "
+        f"ratio {tier_per_entry / per_entry:.2f}x (target >= 1x)",
+        flush=True,
+    )
+    due = min(DUE, PERIODIC)
+    ours = min(_our_pass(connection, due, periodic=True)[0] for _ in range(ROUNDS))
+    print(
+        f"scheduler pass, {due} due periodic jobs (best of {ROUNDS}): {ours:.2f} s   "
+        f"same pass with {DUE} due tier schedules {tier_pass:.2f} s   "
+        f"periodic/tier {ours / tier_pass:.2f}x (target <= 1.2x)",
+        flush=True,
+    )
 
 
 def _save_latency(samples: int = 200) -> tuple[float, float]:
@@ -242,6 +328,8 @@ def main() -> None:
         f"burst of {burst} due: {seconds:.1f} s, lock {'held throughout' if held else 'LOST'}, no duplicate runs",
         flush=True,
     )
+
+    _periodic(connection, elapsed / total, ours)
 
     plain, tier_change = _save_latency()
     print(

@@ -29,7 +29,14 @@ from django.utils.html import format_html, format_html_join
 from jobs import admin_pages, rq_dashboard
 from jobs.cron import cron_check, cron_describe, get_zone, next_runs, spread_cron
 from jobs.errors import JobError, NextRunUnknown
-from jobs.models import SCHEDULE_STATE_FILTERS, JobEvent, JobRun, Schedule, SchedulerConfig, ScheduleState
+from jobs.models import (
+    SCHEDULE_STATE_FILTERS,
+    JobEvent,
+    JobRun,
+    Schedule,
+    SchedulerConfig,
+    ScheduleState,
+)
 from jobs.operators import may_edit_scheduler_configs, may_trigger_runs
 from jobs.registry import QUEUES, registry
 from jobs.scheduling import (

@@ -4,12 +4,17 @@ At start, every hour, and as soon as it finds Redis has lost entries (a flush, a
 without data, fewer entries than enabled schedules), it rebuilds every schedule entry from
 the database. A Redis outage ends nothing: each step of the loop, rq-scheduler's own
 included, runs through `_step`, and the scheduler resumes when Redis answers. Each pass, under
-rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py),
-hands any other rq-scheduler job to the stock path, moves due delayed runs (delay/at,
-retries) to their queues, enqueues the built-in periodic jobs, copies finished runs'
-outcomes onto their schedules, runs the recovery pass once a minute and writes a
-heartbeat. Long passes renew the lock batch by batch, so a burst of 100,000 due
+rq-scheduler's lock, it fires due schedule entries in bulk (jobs/scheduling.py): tier
+schedules and periodic jobs, the built-in ones included, alike; it hands any other
+rq-scheduler job to the stock path, moves due delayed runs (delay/at, retries) to their
+queues, copies finished runs' outcomes onto their schedules, runs the recovery pass once a
+minute and writes a heartbeat. Long passes renew the lock batch by batch, so a burst of 100,000 due
 schedules cannot let a second scheduler in halfway.
+
+While an operator has paused all scheduling (SchedulingSwitch, one query a pass), a pass
+fires nothing: entries stay where they are, due ones wait, and the heartbeat says "paused".
+Delayed runs still move (retries and delayed manual runs are runs already made, not
+ticks), and so do manual runs. On resume each due schedule fires under its catch-up policy.
 """
 
 import logging
@@ -33,8 +38,8 @@ from jobs.scheduling import (
     schedules_record_outcomes,
     schedules_sync_all,
     schedules_with_entries,
-    system_jobs_enqueue_due,
 )
+from jobs.selectors import scheduling_paused
 from jobs.services import delayed_runs_push_due, job_runs_recover
 from jobs.worker import JSONJob
 
@@ -195,13 +200,17 @@ class KordantScheduler(Scheduler):
     def enqueue_jobs(self):
         started = time.monotonic()
         close_old_connections()
-        fired = self._step("firing schedules", self.fire_due) or FireReport()
+        # Unreadable (a database restart): treated as paused for this pass, which only
+        # delays ticks by a pass, rather than firing through a switch an operator turned.
+        paused = self._step("reading the scheduling switch", scheduling_paused)
+        fired = FireReport()
+        if paused is False:
+            fired = self._step("firing schedules", self.fire_due) or FireReport()
         if fired.fired or fired.removed:
             logger.info("schedules fired: %s", fired)
         moved = self._step("moving delayed runs", delayed_runs_push_due)
         if moved:
             logger.info("moved %d due run(s) to their queues", moved)
-        self._step("enqueueing built-in jobs", system_jobs_enqueue_due)
         # A minute of overlap: a run's commit can land after the pass that started next.
         self._step("recording outcomes", schedules_record_outcomes, since=timezone.now() - timedelta(minutes=1))
         if time.monotonic() - self._last_resync >= self.resync_every:
@@ -217,6 +226,7 @@ class KordantScheduler(Scheduler):
             self.name,
             last_pass_seconds=time.monotonic() - started,
             fired=fired.fired,
+            paused=bool(paused),
             connection=self.connection,
         )
         close_old_connections()

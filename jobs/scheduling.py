@@ -1,5 +1,5 @@
-"""Writes for tier schedules: keep Schedule rows and their entries true to subscriptions
-and configs, and turn due ticks into runs.
+"""Writes for schedules: keep Schedule rows and their entries true to subscriptions and
+configs (tier schedules) and to periodic jobs, and turn due ticks of both kinds into runs.
 
 The database decides; Redis follows after commit. Every function here is idempotent,
 so `sync_schedules` can repair whatever a missed signal or a flushed Redis left behind.
@@ -26,7 +26,16 @@ from jobs import dispatch, entries, hooks
 from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import NextRunUnknown, NotSchedulable, PayloadInvalid, UnknownJobType
-from jobs.models import JobEvent, JobRun, Schedule, SchedulerConfig
+from jobs.models import (
+    SCHEDULE_STATE_FILTERS,
+    JobEvent,
+    JobRun,
+    PeriodicJob,
+    Schedule,
+    SchedulerConfig,
+    ScheduleState,
+    periodic_timing_cron,
+)
 from jobs.registry import ScheduleTick, registry
 from kordant.models import Subscription
 
@@ -83,14 +92,15 @@ def schedules_sync_tier(tier: str, *, batch_size: int = 10_000, progress: Callab
 
 
 def schedules_with_entries():
-    """The schedule rows that should each have an entry in Redis."""
-    return Schedule.objects.filter(enabled=True, config__enabled=True, next_run_at__isnull=False)
+    """The schedule rows (tier and periodic) that should each have an entry in Redis."""
+    return Schedule.objects.filter(SCHEDULE_STATE_FILTERS[ScheduleState.ACTIVE])
 
 
 def schedules_sync_all(*, batch_size: int = 10_000, progress: Callable | None = None) -> SyncReport:
     """Rebuild every schedule and entry from the database; report what had to change."""
     entries.entries_mark_built()
     report = _sync_in_batches(Subscription.objects.all(), batch_size=batch_size, progress=progress)
+    report += periodic_schedules_sync(batch_size=batch_size)
     schedules_record_outcomes()
     # Entries whose row is gone (deleted behind the ORM's back, or a lost commit hook).
     # Every wanted entry is in place now, so if the set holds no more members than
@@ -100,6 +110,92 @@ def schedules_sync_all(*, batch_size: int = 10_000, progress: Callable | None = 
         stray = entries.entry_pks() - set(live.values_list("pk", flat=True).iterator(10_000))
         report.entries_removed += entries.entries_remove(stray)
     return report
+
+
+def periodic_schedules_sync(*, batch_size: int = 10_000) -> SyncReport:
+    """Make every periodic job's schedule row and entry match the job, in batches.
+
+    What the services do one job at a time (jobs/periodic.py), for rows written behind
+    their back (a bulk insert, a data migration, a lost commit hook) and a flushed Redis:
+    a job without its row gets one; a row whose timing no longer matches its job counts
+    from now; a disabled job's row has no next run and no entry.
+    """
+    clock = _SyncClock(timezone.now())
+    report = SyncReport()
+    columns = ("pk", "job_type", "frequency", "cron_expression", "timezone", "enabled")
+    missing = list(PeriodicJob.objects.filter(schedule__isnull=True).values_list(*columns))
+    for start in range(0, len(missing), batch_size):
+        report += periodic_schedules_create(missing[start : start + batch_size], clock=clock)
+    rows = (
+        Schedule.objects.filter(periodic_job__isnull=False)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "cron_expression",
+            "timezone",
+            "enabled",
+            "next_run_at",
+            *(f"periodic_job__{name}" for name in columns),
+        )
+    )
+    last_pk = 0
+    while batch := list(rows.filter(pk__gt=last_pk)[:batch_size]):
+        last_pk = batch[-1][0]
+        to_update, wanted = [], {}
+        for pk, old_cron, old_tz, enabled, old_next, job_pk, job_type, frequency, cron_expression, tz, on in batch:
+            cron = _periodic_cron(job_pk, job_type, frequency, cron_expression)
+            next_run_at = old_next if (old_cron, old_tz) == (cron, tz) else None  # new timing: count from now
+            if not on:
+                next_run_at = None  # as a disabled config's schedules: no catch-up for ticks it was off
+            elif enabled and next_run_at is None:
+                next_run_at = clock.next_run(cron, tz)
+            if (old_cron, old_tz, old_next) != (cron, tz, next_run_at):
+                to_update.append((pk, cron, tz, next_run_at, clock.now))
+            wanted[pk] = _entry_time(enabled, on, next_run_at)
+        bulk_update_rows(Schedule, ["cron_expression", "timezone", "next_run_at", "updated_at"], to_update)
+        report.updated += len(to_update)
+        written, removed = _entries_follow(wanted)
+        report.entries_written += written
+        report.entries_removed += removed
+    return report
+
+
+def _periodic_cron(pk: int, job_type: str, frequency: str, cron_expression: str) -> str:
+    try:
+        return periodic_timing_cron(pk, job_type, frequency, cron_expression)
+    except ValueError:
+        # An unknown frequency written past validation: kept as the timing, which has no
+        # next run, so the schedule shows as broken instead of stopping the sync.
+        return frequency
+
+
+# Columns written for a periodic job's new schedule row, in this order.
+_NEW_PERIODIC_SCHEDULE_FIELDS = [
+    "periodic_job_id",
+    "cron_expression",
+    "timezone",
+    "enabled",
+    "next_run_at",
+    "run_count",
+    "last_status",
+    "created_at",
+    "updated_at",
+]
+
+
+def periodic_schedules_create(jobs: list[tuple], *, clock: _SyncClock | None = None) -> SyncReport:
+    """Schedule rows for periodic jobs that have none, given as (pk, job_type, frequency, cron,
+    timezone, enabled); their entries after commit. A constant number of queries and Redis calls."""
+    clock = clock or _SyncClock(timezone.now())
+    now, rows = clock.now, []
+    for pk, job_type, frequency, cron_expression, tz, enabled in jobs:
+        cron = _periodic_cron(pk, job_type, frequency, cron_expression)
+        rows.append((pk, cron, tz, True, clock.next_run(cron, tz) if enabled else None, 0, "", now, now))
+    with transaction.atomic():
+        pks = bulk_insert_values(Schedule, _NEW_PERIODIC_SCHEDULE_FIELDS, rows)
+        wanted = {pk: row[4] for pk, row in zip(pks, rows, strict=True) if row[4] is not None}
+        transaction.on_commit(partial(entries.entries_write, wanted))
+    return SyncReport(created=len(rows), entries_written=len(wanted))
 
 
 def scheduler_config_sync(config_id: int) -> SyncReport | None:
@@ -126,19 +222,25 @@ def scheduler_config_sync(config_id: int) -> SyncReport | None:
 def schedule_set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
     """Pause or resume one schedule; a resumed one runs at its next tick from now."""
     with transaction.atomic():
-        schedule = Schedule.objects.select_for_update().select_related("config").get(pk=schedule.pk)
+        # of=self: the definitions are outer joins, which PostgreSQL will not lock.
+        schedule = (
+            Schedule.objects.select_for_update(of=("self",))
+            .select_related("config", "periodic_job")
+            .get(pk=schedule.pk)
+        )
+        definition_enabled = schedule.definition.enabled
         if schedule.enabled != enabled:
             schedule.enabled = enabled
             schedule.next_run_at = (
                 next_run_or_none(schedule.cron_expression, schedule.timezone, timezone.now())
-                if enabled and schedule.config.enabled
+                if enabled and definition_enabled
                 else None
             )
             schedule.save(update_fields=["enabled", "next_run_at", "updated_at"])
         transaction.on_commit(
             partial(
                 _entries_follow,
-                {schedule.pk: _entry_time(schedule.enabled, schedule.config.enabled, schedule.next_run_at)},
+                {schedule.pk: _entry_time(schedule.enabled, definition_enabled, schedule.next_run_at)},
             )
         )
     return schedule
@@ -405,12 +507,65 @@ class FireReport:
 
 def schedule_fire(schedule_id: int) -> str:
     """The function an entry names: fire one due schedule (what a stock rq-scheduler runs)."""
+    from jobs.selectors import scheduling_paused
+
+    schedule = Schedule.objects.select_related("config", "periodic_job").filter(pk=schedule_id).first()
+    if schedule is not None and scheduling_paused():
+        # Nothing fires while paused; the entry comes back a little later and fires (under
+        # its catch-up policy) on the first look after the resume.
+        if at := _entry_time(schedule.enabled, schedule.definition.enabled, schedule.next_run_at):
+            entries.entries_write({schedule.pk: max(at, timezone.now() + PAUSED_RECHECK)})
+        return "scheduling is paused"
     report = schedules_fire([schedule_id])
     # A stock scheduler removed the entry when it enqueued us; put it back for the next tick.
-    schedule = Schedule.objects.select_related("config").filter(pk=schedule_id).first()
-    if schedule is not None and (at := _entry_time(schedule.enabled, schedule.config.enabled, schedule.next_run_at)):
+    schedule = Schedule.objects.select_related("config", "periodic_job").filter(pk=schedule_id).first()
+    if schedule is not None and (
+        at := _entry_time(schedule.enabled, schedule.definition.enabled, schedule.next_run_at)
+    ):
         entries.entries_write({schedule.pk: at})
     return str(report)
+
+
+# How often a stock rq-scheduler looks again at an entry that fell due while scheduling was paused.
+PAUSED_RECHECK = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class _Definition:
+    """What a tick needs of a schedule's definition, its tier's config or its periodic job:
+    one shape for both, so one pass fires both under the same rules."""
+
+    job_type: str
+    enabled: bool
+    priority: str
+    overlap: str
+    catch_up: str
+    frequency: str
+    periodic: bool = False
+    payload: dict | None = None  # a periodic job's stored payload (a tier's comes from its type)
+    max_attempts: int | None = None  # None: the job type's
+    retry_delays: list | None = None  # None: the job type's
+    owner_id: int | None = None
+
+    @classmethod
+    def of_config(cls, config: SchedulerConfig) -> _Definition:
+        return cls(config.job_type, config.enabled, config.priority, config.overlap, config.catch_up, config.frequency)
+
+
+# A periodic job's columns, read in the same query as its schedule row (a LEFT JOIN: no
+# query per row), in _Definition's field order after `periodic`.
+_PERIODIC_COLUMNS = (
+    "periodic_job__job_type",
+    "periodic_job__enabled",
+    "periodic_job__priority",
+    "periodic_job__overlap",
+    "periodic_job__catch_up",
+    "periodic_job__frequency",
+    "periodic_job__payload",
+    "periodic_job__max_attempts",
+    "periodic_job__retry_delays",
+    "periodic_job__owner_id",
+)
 
 
 @dataclass(frozen=True)
@@ -418,21 +573,48 @@ class _Tickable:
     """What firing needs of a schedule row: read as a tuple, 10,000 at a time."""
 
     pk: int
-    subscription_id: int
+    subscription_id: int | None
     cron_expression: str
     timezone: str
     enabled: bool
     next_run_at: datetime | None
     run_count: int
-    config: SchedulerConfig
+    definition: _Definition
 
     @property
     def wants_entry(self) -> bool:
-        return _entry_time(self.enabled, self.config.enabled, self.next_run_at) is not None
+        return _entry_time(self.enabled, self.definition.enabled, self.next_run_at) is not None
+
+
+def _tickables(ids: list[int]) -> dict[int, _Tickable]:
+    """The rows of these schedules with their definitions: two queries, whatever the mix of kinds."""
+    configs = {config.pk: _Definition.of_config(config) for config in SchedulerConfig.objects.all()}
+    tickables = {}
+    for row in Schedule.objects.filter(pk__in=ids).values_list(
+        "id",
+        "subscription_id",
+        "cron_expression",
+        "timezone",
+        "enabled",
+        "next_run_at",
+        "run_count",
+        "config_id",
+        "periodic_job_id",
+        *_PERIODIC_COLUMNS,
+    ):
+        config_id, periodic_job_id = row[7], row[8]
+        if periodic_job_id is not None:
+            (job_type, enabled, priority, overlap, catch_up, frequency, *policy) = row[9:]
+            definition = _Definition(job_type, enabled, priority, overlap, catch_up, frequency, True, *policy)
+        else:
+            definition = configs[config_id]
+        tickables[row[0]] = _Tickable(*row[:7], definition=definition)
+    return tickables
 
 
 def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) -> FireReport:
-    """Fire due schedules in bulk: one run per tick (database-unique), overlap policy, one push.
+    """Fire due schedules, tier and periodic alike, in bulk: one run per tick (database-unique),
+    overlap and catch-up policies, one push.
 
     Safe to call twice for the same tick, or from two schedulers at once: the second
     insert of a tick's run is ignored by the (schedule, planned_for) constraint.
@@ -440,13 +622,7 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
     now = now or timezone.now()
     ids = list(dict.fromkeys(schedule_ids))
     report = FireReport()
-    configs = {config.pk: config for config in SchedulerConfig.objects.all()}
-    schedules = {
-        row[0]: _Tickable(*row[:-1], config=configs[row[-1]])
-        for row in Schedule.objects.filter(pk__in=ids).values_list(
-            "id", "subscription_id", "cron_expression", "timezone", "enabled", "next_run_at", "run_count", "config_id"
-        )
-    }
+    schedules = _tickables(ids)
     unwanted = [pk for pk in ids if pk not in schedules or not schedules[pk].wants_entry]
     report.removed = entries.entries_remove(unwanted)
     early = {pk: s.next_run_at for pk, s in schedules.items() if s.wants_entry and s.next_run_at > now}
@@ -461,6 +637,7 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
             "schedule_id", flat=True
         )
     )
+    late_after = now - timedelta(seconds=settings.JOBS_CATCH_UP_GRACE_SECONDS)
     runs: list[dict] = []  # JobRun columns by attname: 10,000 model instances would cost more
     following: dict[int, datetime] = {}
     broken: list[int] = []
@@ -474,7 +651,8 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
             _report_broken(schedule.cron_expression, schedule.timezone, exc)
             broken.append(schedule.pk)
             continue
-        runs.append(_tick_run(schedule, planned, now, overlapping=schedule.pk in busy))
+        missed = schedule.definition.catch_up == SchedulerConfig.CatchUp.NONE and planned < late_after
+        runs.append(_tick_run(schedule, planned, now, overlapping=schedule.pk in busy, missed=missed))
     if broken:
         Schedule.objects.filter(pk__in=broken).update(next_run_at=None, updated_at=now)
         entries.entries_remove(broken)
@@ -519,17 +697,25 @@ def _push(runs: list[dict]) -> None:
         logger.warning("Redis unavailable, %d tick run(s) wait for the recovery pass: %s", len(runs), exc)
 
 
-def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapping: bool) -> dict:
-    """The run for one tick, as columns: queued, or skipped (overlap), or failed (type missing or payload refused)."""
+def _tick_run(
+    schedule: _Tickable, planned: datetime, now: datetime, *, overlapping: bool, missed: bool = False
+) -> dict:
+    """The run for one tick, as columns: queued; or skipped (overlap, or a tick missed under
+    catch-up "none"); or failed (type missing or payload refused).
+
+    A tier schedule's payload comes from its job type for the tick; a periodic job's is its
+    stored payload, validated again here (a type's schema may have changed since it was saved).
+    """
     from jobs.services import job_run_columns
 
-    config = schedule.config
+    definition = schedule.definition
     run = job_run_columns(
-        job_type=config.job_type,
+        job_type=definition.job_type,
         status=Status.QUEUED,
-        queue=config.priority or "default",
+        queue=definition.priority or "default",
         trigger=JobRun.Trigger.CRON,
         subscription_id=schedule.subscription_id,
+        user_id=definition.owner_id,
         schedule_id=schedule.pk,
         planned_for=planned,
         timeout=600,
@@ -538,9 +724,12 @@ def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapp
         updated_at=now,
     )
     try:
-        job_type = registry.get(config.job_type)
-        tick = ScheduleTick(schedule.subscription_id, planned, config.frequency, schedule.timezone)
-        payload = job_type.validate(job_type.scheduled_payload(tick))
+        job_type = registry.get(definition.job_type)
+        if definition.periodic:
+            payload = job_type.validate(definition.payload)
+        else:
+            tick = ScheduleTick(schedule.subscription_id, planned, definition.frequency, schedule.timezone)
+            payload = job_type.validate(job_type.scheduled_payload(tick))
     except (UnknownJobType, NotSchedulable, PayloadInvalid) as exc:
         # Visible, not silent: the operator sees which tick could not run and why.
         run.update(status=Status.FAILED, finished_at=now, enqueued_at=None, error=str(exc))
@@ -548,12 +737,24 @@ def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapp
         return run
     run.update(
         payload=payload.model_dump(mode="json"),
-        queue=config.priority or job_type.queue,
+        queue=definition.priority or job_type.queue,
         timeout=job_type.timeout,
-        max_attempts=job_type.max_attempts,
+        max_attempts=definition.max_attempts or job_type.max_attempts,
+        retry_delays=definition.retry_delays,
         singleton_key=job_type.keys_for(payload)["singleton_key"],
     )
-    if overlapping and config.overlap == SchedulerConfig.Overlap.SKIP:
+    if missed:
+        # Kept as a skipped run, not dropped: the tick's (schedule, planned_for) slot is taken,
+        # so a second scheduler cannot run it, and the operator sees why nothing ran.
+        late = int((now - planned).total_seconds())
+        run.update(
+            status=Status.SKIPPED,
+            finished_at=now,
+            enqueued_at=None,
+            error=f"missed by {late} s (more than JOBS_CATCH_UP_GRACE_SECONDS = "
+            f"{settings.JOBS_CATCH_UP_GRACE_SECONDS}); its catch-up policy runs no missed tick",
+        )
+    elif overlapping and definition.overlap == SchedulerConfig.Overlap.SKIP:
         run.update(status=Status.SKIPPED, finished_at=now, enqueued_at=None)
     return run
 
@@ -561,9 +762,10 @@ def _tick_run(schedule: _Tickable, planned: datetime, now: datetime, *, overlapp
 def _record_tick_events(runs: list[dict], now: datetime) -> None:
     messages = {
         Status.QUEUED: "queued for tick {at}",
-        Status.SKIPPED: "tick {at} skipped: the previous run of this schedule is still active",
+        Status.SKIPPED: "tick {at} skipped: {error}",
         Status.FAILED: "tick {at} could not run: {error}",
     }
+    overlap = "the previous run of this schedule is still active"
     bulk_insert_values(
         JobEvent,
         ["job_run_id", "at", "status", "attempt", "worker", "message"],
@@ -574,7 +776,7 @@ def _record_tick_events(runs: list[dict], now: datetime) -> None:
                 run["status"],
                 0,
                 "",
-                messages[run["status"]].format(at=run["planned_for"].isoformat(), error=run["error"]),
+                messages[run["status"]].format(at=run["planned_for"].isoformat(), error=run["error"] or overlap),
             )
             for run in runs
         ],
@@ -605,7 +807,11 @@ def schedule_trigger_now(schedule: Schedule, *, user=None) -> JobRun:
     """Run a schedule's job now, as a manual run; the schedule's timing stays as it was."""
     from jobs.services import enqueue
 
-    schedule = Schedule.objects.select_related("config").get(pk=schedule.pk)
+    schedule = Schedule.objects.select_related("config", "periodic_job").get(pk=schedule.pk)
+    if schedule.is_periodic:
+        from jobs.periodic import periodic_job_trigger_now
+
+        return periodic_job_trigger_now(schedule.periodic_job, user=user)
     job_type = registry.get(schedule.config.job_type)
     tick = ScheduleTick(schedule.subscription_id, None, schedule.config.frequency, schedule.timezone)
     with transaction.atomic():
@@ -695,21 +901,13 @@ def schedule_trigger_event_for(subscription_id: int, job_type: str, reason: str)
 # --- the scheduler's own clock ---------------------------------------------------------
 
 HEARTBEAT_KEY = "kordant:scheduler:heartbeat"
-SYSTEM_NEXT_KEY = "kordant:scheduler:system-next"
-# Built-in periodic jobs the scheduler process enqueues itself: (job type, cron in UTC).
-# removebrokers.process: each pass submits what is due (retries, rate-limited requests, re-checks);
-# voiceprint.batch: uploads enqueue a batch at once, this catches anything that run missed.
-SYSTEM_JOBS = (
-    ("jobs.prune", "17 3 * * *"),
-    ("removebrokers.process", "* * * * *"),
-    ("voiceprint.batch", "*/5 * * * *"),
-    ("notifications.reconcile", "*/10 * * * *"),
-    ("jobs.monitor", "* * * * *"),  # thresholds: JOBS_MONITOR_* settings
-)
 
 
-def scheduler_heartbeat_write(name: str, *, last_pass_seconds: float, fired: int, connection=None) -> None:
-    """Say the scheduler is alive and what its last pass did; the key expires if it stops."""
+def scheduler_heartbeat_write(
+    name: str, *, last_pass_seconds: float, fired: int, paused: bool = False, connection=None
+) -> None:
+    """Say the scheduler is alive, what its last pass did and whether scheduling is paused;
+    the key expires if it stops."""
     connection = connection or entries.redis_connection()
     connection.hset(
         HEARTBEAT_KEY,
@@ -719,30 +917,8 @@ def scheduler_heartbeat_write(name: str, *, last_pass_seconds: float, fired: int
             "pid": os.getpid(),  # which process is active when several wait on the lock
             "last_pass_seconds": last_pass_seconds,
             "fired": fired,
+            # What the pass found on the switch: "paused" means it fired nothing on purpose.
+            "paused": int(paused),
         },
     )
     connection.expire(HEARTBEAT_KEY, 300)
-
-
-def system_jobs_enqueue_due(*, now: datetime | None = None, connection=None) -> list[str]:
-    """Enqueue the built-in periodic jobs whose time has come; return their names."""
-    from jobs.services import enqueue
-
-    now = now or timezone.now()
-    connection = connection or entries.redis_connection()
-    started = []
-    for name, cron in SYSTEM_JOBS:
-        due_at = connection.hget(SYSTEM_NEXT_KEY, name)
-        next_at = next_run_after(cron, "UTC", now)
-        if due_at is None:
-            connection.hset(SYSTEM_NEXT_KEY, name, next_at.timestamp())
-            continue
-        if float(due_at) > now.timestamp():
-            continue
-        try:
-            enqueue(name, {}, dedupe_key=f"system:{name}", trigger=JobRun.Trigger.SYSTEM)
-        except redis.RedisError:
-            continue
-        connection.hset(SYSTEM_NEXT_KEY, name, next_at.timestamp())
-        started.append(name)
-    return started

@@ -89,7 +89,8 @@ def oldest_queued_age(*, exclude_queues=()) -> timedelta | None:
 
 
 def scheduler_heartbeat(*, connection=None) -> dict | None:
-    """The scheduler's last heartbeat (age in seconds, its name, last pass), or None if none is live."""
+    """The scheduler's last heartbeat (age in seconds, its name, last pass, whether it found
+    scheduling paused), or None if none is live."""
     beat = (connection or dispatch.redis_connection()).hgetall(HEARTBEAT_KEY)
     if not beat:
         return None
@@ -98,6 +99,8 @@ def scheduler_heartbeat(*, connection=None) -> dict | None:
         "name": beat[b"name"].decode(),
         "last_pass_seconds": float(beat[b"last_pass_seconds"]),
         "fired": int(beat[b"fired"]),
+        # Whether its last pass found scheduling paused (and so fired nothing on purpose).
+        "paused": beat.get(b"paused") == b"1",
     }
 
 

@@ -301,6 +301,13 @@ JOBS_MONITOR_COOLDOWN_SECONDS = env.int("JOBS_MONITOR_COOLDOWN_SECONDS", default
 # transaction commits (blocking it), so `manage.py runserver` works alone. Retries and
 # delayed runs still wait for a scheduler and a worker. A system check warns with DEBUG off.
 JOBS_RUN_IN_PROCESS = env.bool("JOBS_RUN_IN_PROCESS", default=False)
+# A schedule whose catch-up policy is "none" still runs a tick up to this late (a slow
+# pass, a scheduler restart); a tick missed by more is recorded as skipped, not run.
+JOBS_CATCH_UP_GRACE_SECONDS = env.int("JOBS_CATCH_UP_GRACE_SECONDS", default=60)
+if not 0 <= JOBS_CATCH_UP_GRACE_SECONDS <= 86400:
+    raise ImproperlyConfigured(
+        f"JOBS_CATCH_UP_GRACE_SECONDS must be between 0 and 86400 seconds, not {JOBS_CATCH_UP_GRACE_SECONDS}"
+    )
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 

@@ -113,3 +113,19 @@ def tier_configs(db):
             job_type=job_type,
             defaults={"frequency": frequency, "run_on_change": run_on_change, "description": description},
         )
+
+
+@pytest.fixture
+def builtin_jobs(db):
+    """The built-in periodic jobs as the data migration makes them, timed from now (time-machine's
+    now, if travelling), with their entries as the scheduler's start-up sync writes them;
+    transactional tests flush what the migration made. By name."""
+    from django.apps import apps
+
+    from jobs.models import PeriodicJob
+    from jobs.scheduling import periodic_schedules_sync
+
+    PeriodicJob.objects.filter(builtin=True).delete()
+    importlib.import_module("jobs.migrations.0006_builtin_periodic_jobs").create_builtins(apps, None)
+    periodic_schedules_sync()
+    return {job.name: job for job in PeriodicJob.objects.filter(builtin=True).select_related("schedule")}

@@ -3,13 +3,15 @@
 The demo data (subscribers of every tier, scanners' corpus, brokers, reports) made by the
 same services `make run` calls, then its schedules fired, the runs worked by a burst worker,
 and the states a quiet test database never has: failed, retrying, retried, cancelled and
-skipped runs, alerts and title changes, ready reports, notifications, webhook deliveries and
-job and resource events,
+skipped runs, periodic jobs (built in, an operator's, a customer's) that have fired, failed
+and skipped a missed tick, and a built-in one an operator disabled, alerts and title changes,
+ready reports, notifications, webhook deliveries and job and resource events,
 removal requests that went to the (local) brokers. Pages are tested on this, not on empty tables.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from datetime import timedelta
 
@@ -34,6 +36,8 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
     from api.services import api_token_issue
     from jobs.demo import demo_data_ensure
     from jobs.entrypoints import quarantine_record
+    from jobs.models import PeriodicJob
+    from jobs.periodic import periodic_job_create, periodic_job_set_enabled
     from jobs.scheduling import schedules_fire, schedules_record_outcomes
     from jobs.services import job_run_cancel, job_run_retry
     from notifications.models import NotificationPreference, WebhookEndpoint
@@ -67,9 +71,43 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         report_demo_ensure()
         run_worker()  # the reports (low queue), their e-mails
 
+        # Periodic jobs: the built-in ones (as migrated), an operator's that completes, one that
+        # fails, one whose missed tick is skipped (catch-up "none"), and a customer's own.
+        from django.apps import apps
+
+        importlib.import_module("jobs.migrations.0006_builtin_periodic_jobs").create_builtins(apps, None)
+        nightly = periodic_job_create(
+            name="nightly ping", job_type="jobs.ping", payload={"message": "nightly"}, cron_expression="0 4 * * *"
+        )
+        periodic_job_create(
+            name="provider check",
+            job_type="tests.permanent",
+            payload={"message": "provider said no"},
+            frequency="hourly",
+            max_attempts=2,
+            retry_delays=[30],
+            description="Fails every time: its runs are the failed kind.",
+        )
+        missed = periodic_job_create(
+            name="strict ping",
+            job_type="jobs.ping",
+            payload={"message": "only on time"},
+            cron_expression="*/15 * * * *",
+            catch_up="none",
+        )
+        customer_job = periodic_job_create(
+            name="my Monday ping",
+            job_type="jobs.ping",
+            payload={"message": "mine"},
+            cron_expression="0 9 * * 1",
+            timezone="America/New_York",
+            owner=premium,
+        )
+
         # Every schedule's tick falls due (a catch-up after downtime) and fires: "last run" everywhere.
         now = timezone.now()
         Schedule.objects.filter(enabled=True).update(next_run_at=now - timedelta(minutes=1))
+        Schedule.objects.filter(periodic_job=missed).update(next_run_at=now - timedelta(hours=2))
         blocker = enqueue("tests.block", {"name": "never-started"}, delay=3600)
         busy = Schedule.objects.filter(config__job_type="jobs.ping").first()
         JobRun.objects.filter(pk=blocker.pk).update(schedule=busy)  # its next tick is skipped (overlap)
@@ -77,7 +115,8 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         run_worker()
         schedules_record_outcomes()
 
-        periodic = periodic_jobs_build(premium, run_worker)
+        # A built-in job an operator switched off: the dashboard lists it.
+        periodic_job_set_enabled(PeriodicJob.objects.get(builtin=True, name="voiceprint.batch"), False)
 
         failed = enqueue("tests.permanent", {"message": "provider said no"})
         retried = enqueue("tests.permanent", {"message": "failed once, retried by hand"})
@@ -109,48 +148,6 @@ def lived_in_build(tmp_path, run_worker, settings) -> dict:
         "retried": retried,
         "cancelled": cancelled,
         "profile": profile,
-        **periodic,
+        "periodic": nightly,
+        "customer_periodic": customer_job,
     }
-
-
-def periodic_jobs_build(customer, run_worker) -> dict:
-    """Periodic jobs (issue 18) made by the services: an operator's, a customer's, and a built-in one
-    an operator disabled (the dashboard lists it); each has run and recorded it as a tick does."""
-    from jobs.models import PeriodicJob
-    from jobs.periodic import periodic_job_create, periodic_job_set_enabled, periodic_job_trigger_now
-    from jobs.scheduling import schedules_record_outcomes
-
-    pinger = periodic_job_create(
-        name="Ping every five minutes",
-        job_type="jobs.ping",
-        payload={"message": "still here"},
-        cron_expression="*/5 * * * *",
-        timezone="Europe/Paris",
-        max_attempts=2,
-        retry_delays=[30],
-    )
-    owned = periodic_job_create(
-        name="Weekly ping",
-        job_type="jobs.ping",
-        payload={"message": "my weekly ping"},
-        frequency="weekly",
-        timezone="America/New_York",
-        owner=customer,
-    )
-    builtin = periodic_job_create(
-        name="Prune finished runs (lived-in)",
-        job_type="jobs.prune",
-        payload={},
-        cron_expression="0 3 * * *",
-        description="Deletes finished runs past their retention.",
-    )
-    PeriodicJob.objects.filter(pk=builtin.pk).update(builtin=True)  # built-ins come from a data migration
-    runs = {job.pk: periodic_job_trigger_now(job) for job in (pinger, owned, builtin)}
-    run_worker()
-    # Recorded on each schedule as a tick records its run (last run, count); the scheduler's own
-    # pass does this once it fires periodic jobs' schedules (issue 18's firing path).
-    for job_pk, run in runs.items():
-        Schedule.objects.filter(periodic_job_id=job_pk).update(last_run=run, last_run_at=run.created_at, run_count=1)
-    schedules_record_outcomes()
-    periodic_job_set_enabled(builtin, False)
-    return {"periodic": pinger, "periodic_owned": owned, "periodic_builtin": builtin}

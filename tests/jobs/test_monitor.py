@@ -9,7 +9,7 @@ from django.utils import timezone
 from jobs import enqueue
 from jobs.models import JobRun
 from jobs.monitor import ALERTED_KEY, monitor_problems, monitor_run
-from jobs.scheduling import SYSTEM_JOBS, scheduler_heartbeat_write
+from jobs.scheduling import scheduler_heartbeat_write
 from jobs.services import queue_pause
 from tests.factories import UserFactory
 
@@ -89,8 +89,9 @@ def test_a_missing_or_stale_scheduler_heartbeat_is_an_incident(healthy, redis_co
     assert problem.summary.startswith("no scheduler heartbeat")
 
 
-def test_the_monitor_is_a_built_in_job_the_scheduler_runs_every_minute(healthy, run_worker):
-    assert ("jobs.monitor", "* * * * *") in SYSTEM_JOBS
+def test_the_monitor_is_a_built_in_job_the_scheduler_runs_every_minute(healthy, run_worker, builtin_jobs):
+    monitor = builtin_jobs["jobs.monitor"]
+    assert (monitor.schedule.cron_expression, monitor.enabled, monitor.overlap) == ("* * * * *", True, "skip")
     for i in range(3):
         enqueue("jobs.ping", {"message": str(i)}, priority="low")
     run = enqueue("jobs.monitor", {})

@@ -23,7 +23,6 @@ from jobs.scheduling import (
     schedules_fire,
     schedules_sync_all,
     schedules_sync_tier,
-    system_jobs_enqueue_due,
 )
 from jobs.worker import JSONJob
 from kordant.models import Subscription
@@ -472,12 +471,18 @@ def test_a_burst_of_edits_makes_one_real_time_run(traveller):
 # --- the scheduler's own clock ---------------------------------------------------------
 
 
-def test_prune_is_enqueued_once_a_day(redis_conn, traveller):
-    assert system_jobs_enqueue_due() == []  # first pass only sets the clock
+def test_prune_fires_once_a_day_from_its_row(redis_conn, traveller, builtin_jobs):
+    prune = builtin_jobs["jobs.prune"].schedule
+    assert prune.next_run_at == datetime(2026, 6, 2, 3, 17, tzinfo=UTC)
+    scheduler = KordantScheduler(connection=redis_conn)
+    scheduler.keep_entries_whole()  # the start-up sync writes the built-ins' entries too
     traveller.move_to(datetime(2026, 6, 2, 3, 17, 1, tzinfo=UTC))
-    assert "jobs.prune" in system_jobs_enqueue_due()
-    assert system_jobs_enqueue_due() == []
-    assert JobRun.objects.get(job_type="jobs.prune").trigger == "system"
+    scheduler.enqueue_jobs()
+    scheduler.enqueue_jobs()
+    run = JobRun.objects.get(job_type="jobs.prune")
+    assert (run.trigger, run.schedule_id, run.planned_for) == ("cron", prune.pk, prune.next_run_at)
+    prune.refresh_from_db()
+    assert prune.next_run_at == datetime(2026, 6, 3, 3, 17, tzinfo=UTC)
 
 
 def test_every_pass_writes_a_heartbeat(redis_conn, traveller):
