@@ -20,7 +20,7 @@ from jobs.registry import Payload, job_type
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = ROOT / "var" / "bench-peers"
 JOBS = int(os.environ.get("BENCH_PERIODIC_JOBS", 100_000))
-BEAT_SECONDS = 30
+BEAT_SECONDS = float(os.environ.get("BENCH_BEAT_SECONDS", 30))
 
 
 class _NoPayload(Payload):
