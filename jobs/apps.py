@@ -13,6 +13,7 @@ class JobsConfig(AppConfig):
         # Job types register themselves when their module is imported; workers must see them all.
         import_module("jobs.builtin")
         import_module("jobs.signals")
+        import_module("jobs.checks")
         from jobs.operators import operators_group_ensure
 
         post_migrate.connect(operators_group_ensure, dispatch_uid="jobs.operators_group_ensure")

@@ -264,6 +264,15 @@ JOBS_MONITOR_FAILURE_RATE = env.float("JOBS_MONITOR_FAILURE_RATE", default=0.2)
 JOBS_MONITOR_FAILURE_MIN_RUNS = env.int("JOBS_MONITOR_FAILURE_MIN_RUNS", default=20)
 JOBS_MONITOR_HEARTBEAT_SECONDS = env.int("JOBS_MONITOR_HEARTBEAT_SECONDS", default=180)
 JOBS_MONITOR_COOLDOWN_SECONDS = env.int("JOBS_MONITOR_COOLDOWN_SECONDS", default=3600)
+# Limits per job type, overriding what @job_type declares (jobs/limits.py), e.g.
+# {"darkwatch.scan": {"concurrency_limit": 5, "rate_limit": "100/s", "limit_key": "{provider}"}};
+# None for a field removes that limit. Checked at start-up (jobs/checks.py).
+JOBS_LIMITS = env.json("JOBS_LIMITS", default={})
+# A run's concurrency slot is released when its attempt ends; if its worker dies without
+# saying so, it expires on its own this long after the attempt's timeout.
+JOBS_LIMIT_LEASE_GRACE_SECONDS = env.int("JOBS_LIMIT_LEASE_GRACE_SECONDS", default=60)
+# A waiting run given a freed slot holds it this long while it travels back through its queue.
+JOBS_LIMIT_PROMOTED_HOLD_SECONDS = env.int("JOBS_LIMIT_PROMOTED_HOLD_SECONDS", default=600)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 
