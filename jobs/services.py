@@ -502,8 +502,8 @@ def job_run_mark_lost(run_id, *, reason: str, attempt: int | None = None) -> boo
     if run is None or (attempt is not None and run.attempt != attempt):
         return False
     if run.cancel_requested_at:
-        reason = run.cancel_reason or "cancelled; work horse stopped"
-        recorded = job_run_mark_cancelled(run, reason, requested_only=True)
+        why = run.cancel_reason or "cancelled; work horse stopped"
+        recorded = job_run_mark_cancelled(run, why, requested_only=True)
     else:
         recorded = job_run_mark_failed(run, error=reason, error_type="WorkerLost") is not None
     if recorded:

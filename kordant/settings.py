@@ -319,6 +319,11 @@ HIBP_BASE_URL = env("HIBP_BASE_URL", default="https://haveibeenpwned.com")
 HIBP_API_KEY = env("HIBP_API_KEY", default="")
 HIBP_USER_AGENT = env("HIBP_USER_AGENT", default="Kordant-DarkWatch/1")
 HIBP_TIMEOUT_SECONDS = env.float("HIBP_TIMEOUT_SECONDS", default=10.0)
+# Requests one scan keeps in flight at once (one per watched item), and the API key's
+# documented rate (e.g. "10/m"; empty: none). A 429 still retries the run
+# after its Retry-After.
+HIBP_CONCURRENCY = env.int("HIBP_CONCURRENCY", default=4)
+HIBP_RATE_LIMIT = env("HIBP_RATE_LIMIT", default="")
 
 HOMETITLE_PROVIDERS = env.list("HOMETITLE_PROVIDERS", default=["recorder"])
 HOMETITLE_BATCH_SIZE = env.int("HOMETITLE_BATCH_SIZE", default=500)
@@ -331,6 +336,9 @@ HOMETITLE_SODA_BASE_URL = env("HOMETITLE_SODA_BASE_URL", default="")
 HOMETITLE_SODA_DATASET = env("HOMETITLE_SODA_DATASET", default="")
 HOMETITLE_SODA_APP_TOKEN = env("HOMETITLE_SODA_APP_TOKEN", default="")
 HOMETITLE_SODA_TIMEOUT_SECONDS = env.float("HOMETITLE_SODA_TIMEOUT_SECONDS", default=20.0)
+# Counties one scan queries at once, and the API's documented rate if it has one (e.g. "1000/h"; empty: none).
+HOMETITLE_SODA_CONCURRENCY = env.int("HOMETITLE_SODA_CONCURRENCY", default=4)
+HOMETITLE_SODA_RATE_LIMIT = env("HOMETITLE_SODA_RATE_LIMIT", default="")
 
 # --- REST API (api/) -------------------------------------------------------------------
 
