@@ -210,6 +210,9 @@ NOTIFICATIONS_SMS_PER_HOUR = env.int("NOTIFICATIONS_SMS_PER_HOUR", default=10)
 # before a submitted opt-out is re-checked (a broker may override), days before the
 # reminder for a manual opt-out, and attempts before a request that keeps failing fails.
 REMOVEBROKERS_HTTP_TIMEOUT = env.float("REMOVEBROKERS_HTTP_TIMEOUT", default=10.0)
+# Broker API calls (opt-outs, searches) a pass keeps in flight at once, per broker; each
+# broker's own per-minute limit (DataBroker.rate_limit_per_minute) still holds.
+REMOVEBROKERS_CONCURRENCY = env.int("REMOVEBROKERS_CONCURRENCY", default=4)
 REMOVEBROKERS_RECHECK_DAYS = env.int("REMOVEBROKERS_RECHECK_DAYS", default=30)
 REMOVEBROKERS_REMINDER_DAYS = env.int("REMOVEBROKERS_REMINDER_DAYS", default=7)
 REMOVEBROKERS_MAX_ATTEMPTS = env.int("REMOVEBROKERS_MAX_ATTEMPTS", default=6)
