@@ -15,6 +15,7 @@ BENCHMARKS = [
     "notifications",
     "voiceprint",
     "removebrokers",
+    "limits",
     "reports",
     "admin",
     "api",

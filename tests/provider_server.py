@@ -31,6 +31,9 @@ class ProviderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real APIs and httpx's pool use it
+            # Headers and body leave in two writes: with Nagle on, the body would wait for the
+            # client's delayed ACK (40 ms), which is not the provider's latency.
+            disable_nagle_algorithm = True
 
             def do_GET(self):
                 self._serve(b"")
