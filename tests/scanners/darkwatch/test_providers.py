@@ -137,3 +137,14 @@ def test_the_documented_rate_spaces_request_starts():
         hibp.lookup(items)
         elapsed = time.monotonic() - started
     assert elapsed >= 5 * 0.05 - 0.01  # six starts 50 ms apart
+
+
+def test_the_system_check_refuses_a_bad_provider_concurrency_or_rate(settings):
+    from scanners.checks import provider_concurrency_check
+
+    assert provider_concurrency_check() == []
+    settings.HIBP_CONCURRENCY = 0
+    settings.HOMETITLE_SODA_RATE_LIMIT = "fast"
+    messages = [error.msg for error in provider_concurrency_check()]
+    assert any(m.startswith("HIBP_CONCURRENCY must be") for m in messages)
+    assert any(m.startswith("HOMETITLE_SODA_RATE_LIMIT: rate_limit must look like") for m in messages)
