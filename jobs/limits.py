@@ -29,6 +29,7 @@ A run held back shows as queued with `progress_message` "waiting for its limit: 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ REQUEUE_AFTER_SECONDS = 1.0
 
 _PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+MAX_KEY_CHARS = 200
 SETTING_FIELDS = frozenset({"concurrency_limit", "rate_limit", "limit_key"})
 
 
@@ -122,7 +124,12 @@ class Limits:
             part = self.key(payload)
         else:
             part = self.key.format(**payload.model_dump())
-        return f"{self.job_type}:{part}" if part not in (None, "") else self.job_type
+        if part in (None, ""):
+            return self.job_type
+        part = str(part)
+        if len(part) > MAX_KEY_CHARS:  # a payload field can be long; a Redis key name need not be
+            part = "sha256:" + hashlib.sha256(part.encode()).hexdigest()
+        return f"{self.job_type}:{part}"
 
     def describe(self, key: str) -> str:
         shown = []

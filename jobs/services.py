@@ -318,8 +318,13 @@ def _limited_run(run_id) -> tuple[JobRun, limits.Limits, str] | None:
     in_force = _limits_in_force()
     if not in_force:
         return None
-    run = JobRun.objects.filter(pk=run_id).only("pk", "job_type", "payload", "queue", "timeout", "attempt").first()
-    if run is None or run.job_type not in in_force:
+    run = (
+        JobRun.objects.filter(pk=run_id)
+        .only("pk", "status", "job_type", "payload", "queue", "timeout", "attempt")
+        .first()
+    )
+    # A run that cannot start anyway (done, cancelled: a stale RQ job) takes no slot and waits for nothing.
+    if run is None or run.job_type not in in_force or run.status not in JobRun.STARTABLE_STATUSES:
         return None
     job_limits = in_force[run.job_type]
     try:

@@ -239,3 +239,30 @@ def test_limits_set_in_settings_reach_worker_processes(manage_process, redis_con
     manage_process("rqscheduler")
     wait_until_all(runs, {Status.COMPLETED})
     assert redis_conn.get(in_flight_keys("two")[1]) == b"2"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_job_of_a_finished_run_takes_no_slot_and_records_nothing(settings, run_worker, redis_conn):
+    settings.JOBS_LIMITS = {"jobs.ping": {"concurrency_limit": 1}}
+    run = enqueue("jobs.ping", {"message": "once"})
+    run_worker()
+    run.refresh_from_db()
+    events = run.events.count()
+    holder = enqueue("jobs.ping", {"message": "holder"})
+    lim = limits.limits_for(registry.get("jobs.ping"))
+    assert limits.admit(lim, "jobs.ping", str(holder.pk), 60, redis_conn).allowed  # the one slot is taken
+    dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout)])  # the finished run's job, again
+    redis_conn.lrem("rq:queue:default", 0, str(holder.pk))
+    run_worker()
+
+    run.refresh_from_db()
+    assert run.status == Status.COMPLETED and run.events.count() == events
+    assert redis_conn.hlen(limits.WAITING_INDEX) == 0
+
+
+def test_a_long_payload_key_is_hashed_into_a_short_redis_key():
+    lim = limits.Limits("tests.limited", concurrency=1, key="{key}")
+    payload = registry.get("tests.limited").validate({"key": "x" * 10_000})
+    key = lim.key_for(payload)
+    assert key.startswith("tests.limited:sha256:") and len(key) < 100
+    assert lim.key_for(registry.get("tests.limited").validate({"key": "a"})) == "tests.limited:a"
