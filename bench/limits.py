@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 from bench.job_core import ROOT
 
@@ -84,11 +85,12 @@ def _processes(env: dict) -> list[subprocess.Popen]:
     ]
 
 
-def _max_per_window(times: list[float], seconds: float = 1.0) -> int:
+def _max_per_window(times: list[int], window: int = 1_000_000) -> int:
+    """The most start times (whole microseconds, as the database keeps them) in any [t, t + window)."""
     times = sorted(times)
     best, first = 0, 0
     for last, at in enumerate(times):
-        while at - times[first] >= seconds:
+        while at - times[first] >= window:
             first += 1
         best = max(best, last - first + 1)
     return best
@@ -121,7 +123,9 @@ def _runs_through_two_workers(limits: dict) -> tuple[float, int, int, int]:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-    starts = [at.timestamp() for at in JobRun.objects.exclude(started_at=None).values_list("started_at", flat=True)]
+    epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    started = JobRun.objects.exclude(started_at=None).values_list("started_at", flat=True)
+    starts = [(at - epoch) // micro for at in started]
     not_completed = JobRun.objects.exclude(status="completed").count()
     failed = JobRun.objects.filter(status="failed").count()
     return seconds, _max_per_window(starts), not_completed, failed

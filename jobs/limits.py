@@ -18,10 +18,14 @@ script below, so they hold across every worker on every machine sharing Redis:
   worker never keeps a slot for ever; the recovery pass releases it sooner when it
   records the attempt as lost.
 - rate: `<key>:starts` is a sliding log of start times (Redis time, so every machine
-  agrees). A run over the limit is given the next free start time (spaced period/N
-  apart, so a thousand waiting runs do not all come back at once) and put in the delayed
-  set for it, like a retry; its start time, when it does start, is the log's time,
-  which is what JobRun.started_at records.
+  agrees, in whole microseconds): a run starts only if fewer than N started in the last
+  period. One that may not gets a reservation (`<key>:reserved`) at the next free start
+  after all earlier reservations, spaced period/N apart so a thousand waiting runs do not
+  all come back at once, and waits in the delayed set for it, like a retry; while
+  reservations are held, a newcomer queues behind them. A run that comes back to a full
+  window (late, or with others) keeps its place and takes the next free start. Its
+  JobRun.started_at is the very time the log counted, so the admin's figures and the
+  limit agree.
 
 A run held back shows as queued with `progress_message` "waiting for its limit: ..."
 (JobRun.waiting_for_limit); the claim clears it.
@@ -33,7 +37,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from string import Formatter
 from typing import Any
 
@@ -186,64 +190,102 @@ def settings_problems(registry) -> list[str]:
 
 
 # --- Redis ------------------------------------------------------------------------------
+#
+# Times are whole microseconds (Redis TIME), exact in a Lua number up to 2^53; every number
+# handed to Redis goes through `n()`, because Lua's own tostring keeps only 14 digits and
+# would round a start time by up to 50 microseconds: enough for JobRun.started_at to
+# disagree with the window the limit counted it in.
 
 
-def _keys(key: str) -> tuple[str, str, str, str]:
+def _keys(key: str) -> tuple[str, ...]:
     base = KEY_PREFIX + key
-    return f"{base}:holders", f"{base}:waiting", f"{base}:starts", f"{base}:next"
+    return f"{base}:holders", f"{base}:waiting", f"{base}:starts", f"{base}:next", f"{base}:reserved"
 
 
-# KEYS: holders, waiting, starts, next, WAITING_INDEX, WAITING_KEYS
-# ARGV: run id, concurrency (0: none), hold seconds, rate count (0: none), rate period, key
-# Returns {"ok", now, start member or ""}, {"concurrency", now} or {"rate", at, released}.
-_ADMIT = """
+_LUA_PRELUDE = """
+local function n(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+"""
+
+# KEYS: holders, waiting, starts, next, reserved, WAITING_INDEX, WAITING_KEYS
+# ARGV: run id, concurrency (0: none), hold µs, rate count (0: none), rate period µs, key,
+#       how long µs a reservation stays valid after its time
+# Returns {"ok", now µs, start member}, {"concurrency", now µs} or {"rate", start µs, released}.
+#
+# Rate: `starts` holds the starts of the last period: a run starts only if fewer than
+# `count` did. One that may not is given a reservation in `reserved`, at the next free
+# start after every reservation before it (`next` moves period/count on each time), and
+# comes back then. Reservations go first: while any is held, a run that has none queues
+# behind them instead of taking a start a waiting run was promised. A run that comes back
+# to a full window (runs often come back late, and together) keeps its place and gets the
+# next free start.
+_ADMIT = (
+    _LUA_PRELUDE
+    + """
 local run, concurrency, hold = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local count, period = tonumber(ARGV[4]), tonumber(ARGV[5])
+local count, period, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 local holding = false
 if concurrency > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', n(now))
     holding = redis.call('ZSCORE', KEYS[1], run) ~= false
     if not holding and redis.call('ZCARD', KEYS[1]) >= concurrency then
-        redis.call('ZADD', KEYS[2], 'NX', now, run)
-        redis.call('HSET', KEYS[5], run, ARGV[6])
-        redis.call('SADD', KEYS[6], ARGV[6])
-        return {'concurrency', tostring(now)}
+        redis.call('ZADD', KEYS[2], 'NX', n(now), run)
+        redis.call('HSET', KEYS[6], run, ARGV[6])
+        redis.call('SADD', KEYS[7], ARGV[6])
+        return {'concurrency', now}
     end
 end
 local member = ''
 if count > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - period)
-    if redis.call('ZCARD', KEYS[3]) >= count then
-        local oldest = tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2])
-        local at = math.max(oldest + period, tonumber(redis.call('GET', KEYS[4]) or '0'))
-        redis.call('SET', KEYS[4], tostring(at + period / count), 'PX', math.ceil((at - now + 2 * period) * 1000))
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', n(now - period))
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', n(now - grace))
+    local full = redis.call('ZCARD', KEYS[3]) >= count
+    local free = now
+    if full then
+        free = tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2]) + period
+    end
+    local reserved = redis.call('ZSCORE', KEYS[5], run)
+    local at = nil
+    if reserved then
+        if full then
+            at = math.max(free, tonumber(reserved))
+            redis.call('ZADD', KEYS[5], n(at), run)
+        end
+    elseif full or redis.call('ZCARD', KEYS[5]) > 0 then
+        at = math.max(free, tonumber(redis.call('GET', KEYS[4]) or '0'))
+        local keep = math.ceil((at - now + 2 * period) / 1000)
+        redis.call('SET', KEYS[4], n(at + math.ceil(period / count)), 'PX', n(keep))
+        redis.call('ZADD', KEYS[5], n(at), run)
+    end
+    if at then
         local released = 0
         if holding then
             redis.call('ZREM', KEYS[1], run)
             released = 1
         end
-        return {'rate', tostring(at), released}
+        return {'rate', at, released}
     end
-    member = run .. '@' .. tostring(now)
-    redis.call('ZADD', KEYS[3], now, member)
-    redis.call('PEXPIRE', KEYS[3], math.ceil(period * 1000) + 1000)
+    member = run .. '@' .. n(now)
+    redis.call('ZADD', KEYS[3], n(now), member)
+    redis.call('ZREM', KEYS[5], run)
+    redis.call('PEXPIRE', KEYS[3], n(math.ceil(period / 1000) + 1000))
 end
 if concurrency > 0 then
-    redis.call('ZADD', KEYS[1], now + hold, run)
+    redis.call('ZADD', KEYS[1], n(now + hold), run)
     redis.call('ZREM', KEYS[2], run)
-    redis.call('HDEL', KEYS[5], run)
+    redis.call('HDEL', KEYS[6], run)
 end
-return {'ok', tostring(now), member}
+return {'ok', now, member}
 """
+)
 
 # KEYS: holders, waiting, starts, WAITING_INDEX, WAITING_KEYS
-# ARGV: run id ('' to release nothing), concurrency, hold seconds for a promoted run, start member, key
+# ARGV: run id ('' to release nothing), concurrency, hold µs for a promoted run, start member, key
 # Gives each free slot to the oldest waiting run and returns the ids promoted.
-_RELEASE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+_RELEASE = (
+    _LUA_PRELUDE
+    + """
 if ARGV[1] ~= '' then
     redis.call('ZREM', KEYS[1], ARGV[1])
     redis.call('ZREM', KEYS[2], ARGV[1])
@@ -252,7 +294,7 @@ end
 if ARGV[4] ~= '' then
     redis.call('ZREM', KEYS[3], ARGV[4])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', n(now))
 local concurrency = tonumber(ARGV[2])
 local promoted = {}
 while concurrency > 0 and redis.call('ZCARD', KEYS[1]) < concurrency do
@@ -260,7 +302,7 @@ while concurrency > 0 and redis.call('ZCARD', KEYS[1]) < concurrency do
     if #popped == 0 then
         break
     end
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), popped[1])
+    redis.call('ZADD', KEYS[1], n(now + tonumber(ARGV[3])), popped[1])
     redis.call('HDEL', KEYS[4], popped[1])
     table.insert(promoted, popped[1])
 end
@@ -269,6 +311,7 @@ if redis.call('ZCARD', KEYS[2]) == 0 then
 end
 return promoted
 """
+)
 
 _scripts: dict[tuple[int, str], Any] = {}
 
@@ -296,6 +339,17 @@ class Admission:
         return WAITING_MARKER + self.waiting_for
 
 
+def _micros(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def _instant(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def hold_seconds(timeout: int) -> float:
     """How long a slot is held at most: the attempt's timeout, then the grace for its recording."""
     return timeout + settings.JOBS_LIMIT_LEASE_GRACE_SECONDS
@@ -303,20 +357,21 @@ def hold_seconds(timeout: int) -> float:
 
 def admit(limits: Limits, key: str, run_id: str, timeout: int, connection) -> Admission:
     """Take a slot and a start for this run, or say what it waits for; atomic across workers."""
-    holders, waiting, starts, next_key = _keys(key)
+    holders, waiting, starts, next_key, reserved = _keys(key)
     answer = _script(connection, _ADMIT)(
-        keys=[holders, waiting, starts, next_key, WAITING_INDEX, WAITING_KEYS],
+        keys=[holders, waiting, starts, next_key, reserved, WAITING_INDEX, WAITING_KEYS],
         args=[
             run_id,
             limits.concurrency or 0,
-            hold_seconds(timeout),
+            _micros(hold_seconds(timeout)),
             limits.rate.count if limits.rate else 0,
-            limits.rate.period if limits.rate else 0,
+            _micros(limits.rate.period) if limits.rate else 0,
             key,
+            _micros(_promoted_hold()),
         ],
     )
     verdict = answer[0].decode()
-    at = datetime.fromtimestamp(float(answer[1]), tz=UTC)
+    at = _instant(int(answer[1]))
     if verdict == "ok":
         return Admission(True, key, at=at, start_member=answer[2].decode())
     if verdict == "concurrency":
@@ -326,30 +381,23 @@ def admit(limits: Limits, key: str, run_id: str, timeout: int, connection) -> Ad
 
 def release(limits: Limits, key: str, run_id: str, connection, *, start_member: str = "") -> list[str]:
     """Give back a run's slot (and its start, if it did not start after all); returns the runs promoted."""
-    holders, waiting, starts, _ = _keys(key)
+    holders, waiting, starts, _, _ = _keys(key)
     promoted = _script(connection, _RELEASE)(
         keys=[holders, waiting, starts, WAITING_INDEX, WAITING_KEYS],
-        args=[run_id, limits.concurrency or 0, _promoted_hold(), start_member, key],
+        args=[run_id, limits.concurrency or 0, _micros(_promoted_hold()), start_member, key],
     )
     return [raw.decode() for raw in promoted]
 
 
 def _promoted_hold() -> float:
-    # A promoted run holds its slot from the promotion, while it travels back through its queue.
+    # A promoted run holds its slot from the promotion, and a rate reservation stays its own
+    # after its time, while the run travels back through the delayed set and its queue.
     return settings.JOBS_LIMIT_PROMOTED_HOLD_SECONDS
 
 
 def waiting_keys(connection) -> set[str]:
     """The limit keys some run waits on."""
     return {raw.decode() for raw in connection.smembers(WAITING_KEYS)}
-
-
-def waiting_runs(ids: list[str], connection) -> dict[str, bool]:
-    """For each run id: is it waiting for a concurrency slot?"""
-    pipe = connection.pipeline(transaction=False)
-    for run_id in ids:
-        pipe.hexists(WAITING_INDEX, run_id)
-    return dict(zip(ids, pipe.execute(), strict=True))
 
 
 def holders(key: str, connection) -> list[str]:

@@ -320,7 +320,7 @@ def _limited_run(run_id) -> tuple[JobRun, limits.Limits, str] | None:
         return None
     run = (
         JobRun.objects.filter(pk=run_id)
-        .only("pk", "status", "job_type", "payload", "queue", "timeout", "attempt")
+        .only("pk", "status", "job_type", "payload", "queue", "timeout", "attempt", "progress_message")
         .first()
     )
     # A run that cannot start anyway (done, cancelled: a stale RQ job) takes no slot and waits for nothing.
@@ -342,9 +342,11 @@ def _wait_for_limit(run: JobRun, job_limits: limits.Limits, admission: limits.Ad
     update = {"progress_message": message, "updated_at": now}
     if admission.at is not None:
         update["scheduled_for"] = admission.at
-        message = f"{message}; next start at {admission.at:%H:%M:%S.%f}"[:2000]
     JobRun.objects.filter(pk=run.pk, status__in=JobRun.STARTABLE_STATUSES).update(**update)
-    _record_event(run.pk, Status.QUEUED, run.attempt, message=message)
+    # One event when it starts waiting, not one each time it comes back to a full window.
+    if run.waiting_for_limit != message[len(limits.WAITING_MARKER) :]:
+        when = f"; next start at {admission.at:%H:%M:%S.%f}" if admission.at is not None else ""
+        _record_event(run.pk, Status.QUEUED, run.attempt, message=f"{message}{when}"[:2000])
     if admission.at is not None:
         back_at = max(admission.at, now + timedelta(seconds=limits.REQUEUE_AFTER_SECONDS))
         dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, back_at)])

@@ -4,7 +4,7 @@ import json
 import os
 import signal
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,12 +34,12 @@ def wait_until_all(runs, statuses, timeout=60.0):
     raise AssertionError(f"runs not yet {statuses}: {left}")
 
 
-def max_in_any_window(times, seconds=1.0) -> int:
-    """The most start times in any half-open window [t, t + seconds)."""
+def max_in_any_window(times, window=1_000_000) -> int:
+    """The most start times (whole microseconds, as the database keeps them) in any [t, t + window)."""
     times = sorted(times)
     best, first = 0, 0
     for last, at in enumerate(times):
-        while at - times[first] >= seconds:
+        while at - times[first] >= window:
             first += 1
         best = max(best, last - first + 1)
     return best
@@ -224,9 +224,10 @@ def test_rate_holds_across_two_worker_processes_and_none_is_lost(worker_process,
     manage_process("rqscheduler")
     wait_until_all(runs, {Status.COMPLETED})
 
-    started = [run.started_at.timestamp() for run in JobRun.objects.filter(pk__in=[r.pk for r in runs])]
+    epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+    started = [(run.started_at - epoch) // micro for run in JobRun.objects.filter(pk__in=[r.pk for r in runs])]
     assert max_in_any_window(started) <= 5
-    assert max(started) - min(started) >= 3  # 20 starts at 5 a second take at least three seconds
+    assert max(started) - min(started) >= 3_000_000  # 20 starts at 5 a second take at least three seconds
     assert set(JobRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("attempt", flat=True)) == {1}
 
 
@@ -266,3 +267,21 @@ def test_a_long_payload_key_is_hashed_into_a_short_redis_key():
     key = lim.key_for(payload)
     assert key.startswith("tests.limited:sha256:") and len(key) < 100
     assert lim.key_for(registry.get("tests.limited").validate({"key": "a"})) == "tests.limited:a"
+
+
+def test_a_waiting_run_keeps_its_reserved_start_and_a_newcomer_queues_behind_it(redis_conn):
+    lim = limits.Limits("tests.rated", rate=limits.parse_rate("2/m"))
+    first, second = limits.admit(lim, "r", "a", 30, redis_conn), limits.admit(lim, "r", "b", 30, redis_conn)
+    assert first.allowed and second.allowed and second.at >= first.at
+    late = limits.admit(lim, "r", "c", 30, redis_conn)
+    newcomer = limits.admit(lim, "r", "d", 30, redis_conn)
+    assert not late.allowed and not newcomer.allowed
+    # The next free start is a minute after the first; the next one period/count after that.
+    assert late.at - first.at == timedelta(minutes=1)
+    assert newcomer.at - late.at == timedelta(seconds=30)
+    # Coming back early to a full window keeps the same reservation; it does not go to the back.
+    assert limits.admit(lim, "r", "c", 30, redis_conn).at == late.at
+    # A run that was promised nothing queues behind the promises, even when a start is free.
+    redis_conn.delete("kordant:limit:r:starts")
+    assert not limits.admit(lim, "r", "e", 30, redis_conn).allowed
+    assert limits.admit(lim, "r", "c", 30, redis_conn).allowed  # a reserved run takes the free start
