@@ -106,12 +106,15 @@ def _runs_through_two_workers(limits: dict) -> tuple[float, int, int, int]:
     JobEvent.objects.all().delete()
     JobRun.objects.all().delete()
     enqueue_many([EnqueueRequest("jobs.ping", {"message": str(n)}) for n in range(RUNS)])
+    # Only the benchmark's runs: the scheduler also enqueues the system jobs (jobs.monitor,
+    # jobs.recover) on queues these workers do not serve, and they have no limit.
+    pings = JobRun.objects.filter(job_type="jobs.ping")
     started = time.perf_counter()
     processes = _processes({"JOBS_LIMITS": json.dumps(limits)})
     deadline = started + max(120.0, 4 * RUNS / RATE)
     try:
         while time.perf_counter() < deadline:
-            if not JobRun.objects.exclude(status__in=("completed", "failed")).exists():
+            if not pings.exclude(status__in=("completed", "failed")).exists():
                 break
             time.sleep(0.2)  # polling the database other processes write
         seconds = time.perf_counter() - started
@@ -124,10 +127,10 @@ def _runs_through_two_workers(limits: dict) -> tuple[float, int, int, int]:
             except subprocess.TimeoutExpired:
                 process.kill()
     epoch, micro = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
-    started = JobRun.objects.exclude(started_at=None).values_list("started_at", flat=True)
+    started = pings.exclude(started_at=None).values_list("started_at", flat=True)
     starts = [(at - epoch) // micro for at in started]
-    not_completed = JobRun.objects.exclude(status="completed").count()
-    failed = JobRun.objects.filter(status="failed").count()
+    not_completed = pings.exclude(status="completed").count()
+    failed = pings.filter(status="failed").count()
     return seconds, _max_per_window(starts), not_completed, failed
 
 
