@@ -86,6 +86,9 @@ class JobRunSerializer(OutputSerializer):
     queue = serializers.CharField()
     progress = serializers.FloatField(help_text="Percent done, as the handler last reported it.")
     progress_message = serializers.CharField()
+    waiting_for_limit = serializers.CharField(
+        help_text="Empty, or why the run, still queued, waits: its job type's concurrency or rate limit."
+    )
     attempt = serializers.IntegerField(help_text="Attempts started so far.")
     max_attempts = serializers.IntegerField()
     user = serializers.IntegerField(source="user_id", allow_null=True, help_text="Who enqueued it, if a person did.")

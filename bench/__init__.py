@@ -19,6 +19,7 @@ BENCHMARKS = [
     "events",
     "voiceprint",
     "removebrokers",
+    "limits",
     "reports",
     "admin",
     "api",

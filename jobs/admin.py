@@ -311,6 +311,7 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
                     "id",
                     "job_type",
                     "status_badge",
+                    "waiting_for_limit",
                     "progress_bar",
                     "attempts",
                     "trigger",
@@ -349,7 +350,8 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
         ),
     )
     readonly_fields = (
-        "id", "job_type", "status_badge", "progress_bar", "attempts", "trigger", "queue", "links", "worker_name",
+        "id", "job_type", "status_badge", "waiting_for_limit", "progress_bar", "attempts", "trigger", "queue", "links",
+        "worker_name",
         "created_at", "scheduled_for", "planned_for", "enqueued_at", "started_at", "finished_at", "duration",
         "next_attempt_at", "payload_pretty", "result_pretty", "error_type", "error_pretty", "traceback_pretty",
         "cancel_requested_at", "cancel_reason", "dedupe_key", "singleton_key", "supersede_key", "timeout",
@@ -370,7 +372,19 @@ class JobRunAdmin(OperatorActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, run):
-        return status_badge(run.status)
+        waiting = run.waiting_for_limit
+        if not waiting:
+            return status_badge(run.status)
+        # Still queued: its job type's limits hold it back (jobs/limits.py); the reason is on hover.
+        return format_html(
+            '{} <small class="kj-waiting-limit" title="{}">waiting for its limit</small>',
+            status_badge(run.status),
+            waiting,
+        )
+
+    @admin.display(description="waiting for its limit")
+    def waiting_for_limit(self, run):
+        return run.waiting_for_limit or "–"
 
     @admin.display(description="progress")
     def progress_bar(self, run):

@@ -1,4 +1,5 @@
-"""System checks for the job settings (`manage.py check`, and every runserver start)."""
+"""System checks for the job settings, run at start-up by every management command (runserver,
+rqworker, rqscheduler, `manage.py check`)."""
 
 from django.conf import settings
 from django.core import checks
@@ -17,3 +18,17 @@ def in_process_mode_check(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@checks.register()
+def job_limits_check(app_configs=None, **kwargs):
+    """settings.JOBS_LIMITS names real job types with valid limits (jobs/limits.py)."""
+    from jobs.limits import settings_problems
+    from jobs.registry import registry
+
+    return [
+        checks.Error(
+            problem, hint="See 'Limits per job type' in the README.", obj="settings.JOBS_LIMITS", id="jobs.E001"
+        )
+        for problem in settings_problems(registry)
+    ]

@@ -22,6 +22,8 @@ from rq.utils import now as now_utc
 from rq.utils import utcformat
 from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
+from jobs.limits import WAITING_INDEX
+
 RUNNER = "jobs.runner.execute"
 # Runs waiting for a later time (delay/at, the next retry), scored by due time (unix seconds).
 DELAYED_KEY = "kordant:delayed"
@@ -152,9 +154,10 @@ def presence(ids: list[str], *, connection=None) -> dict[str, bool]:
     for run_id in ids:
         pipe.hget(f"rq:job:{run_id}", "status")
         pipe.zscore(DELAYED_KEY, run_id)
+        pipe.hexists(WAITING_INDEX, run_id)  # waiting for a concurrency slot (jobs/limits.py)
     answers = pipe.execute()
     return {
-        run_id: answers[2 * index] in _ON_ITS_WAY or answers[2 * index + 1] is not None
+        run_id: answers[3 * index] in _ON_ITS_WAY or answers[3 * index + 1] is not None or bool(answers[3 * index + 2])
         for index, run_id in enumerate(ids)
     }
 

@@ -126,6 +126,15 @@ class JobRun(models.Model):
         return self.status in self.FINAL_STATUSES
 
     @property
+    def waiting_for_limit(self) -> str:
+        """What a queued run's limits hold it back for (jobs/limits.py), or ""."""
+        from jobs.limits import WAITING_MARKER
+
+        if self.status in self.STARTABLE_STATUSES and self.progress_message.startswith(WAITING_MARKER):
+            return self.progress_message[len(WAITING_MARKER) :]
+        return ""
+
+    @property
     def duration(self):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at

@@ -6,7 +6,8 @@ Declare a type once, next to its handler:
         subscription_id: int
 
     @job_type("darkwatch.scan", payload=ScanPayload, queue="default", timeout=900,
-              singleton_key=lambda p: f"sub:{p.subscription_id}")
+              singleton_key=lambda p: f"sub:{p.subscription_id}",
+              concurrency_limit=5, rate_limit="100/s")  # optional limits, see jobs/limits.py
     def darkwatch_scan(ctx, payload: ScanPayload):
         ...
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from jobs import limits
 from jobs.errors import NotSchedulable, PayloadInvalid, UnknownJobType
 
 QUEUES = ("critical", "high", "default", "low")
@@ -75,6 +77,12 @@ class JobType:
     # valid payload and the customer, it returns {field: problem} for every part of the
     # payload that is not theirs (empty: all theirs). Types without one stay staff-only.
     customer_check: Callable[[Any, Any], dict[str, str]] | None = None
+    # Limits across all workers (jobs/limits.py; settings.JOBS_LIMITS overrides them): at most
+    # this many runs at once, at most so many starts per period ("100/s", "10/m"), counted
+    # per type or per `limit_key` of the payload (a callable, or a template: "{provider}").
+    concurrency_limit: int | None = None
+    rate_limit: str | None = None
+    limit_key: KeyFunction | str | None = None
     description: str = field(default="")
 
     @property
@@ -180,6 +188,16 @@ def _check_declaration(job_type: JobType) -> None:
         problems.append("warm_up must be callable")
     if job_type.customer_check is not None and not callable(job_type.customer_check):
         problems.append("customer_check must be callable")
+    payload_fields = set(job_type.payload.model_fields) if not problems else None
+    for check, value in (
+        (limits.check_concurrency, job_type.concurrency_limit),
+        (lambda rate: rate is None or limits.parse_rate(rate), job_type.rate_limit),
+        (lambda key: limits.check_key(key, payload_fields), job_type.limit_key),
+    ):
+        try:
+            check(value)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise ValueError(f"Bad declaration of job type {job_type.name!r}: {'; '.join(problems)}")
 
@@ -200,6 +218,9 @@ def job_type(
     schedule_payload: Callable[[ScheduleTick], dict] | None = None,
     warm_up: Callable[[], None] | None = None,
     customer_check: Callable[[Any, Any], dict[str, str]] | None = None,
+    concurrency_limit: int | None = None,
+    rate_limit: str | None = None,
+    limit_key: KeyFunction | str | None = None,
 ):
     """Declare a job type; the decorated function `handler(ctx, payload)` runs it."""
 
@@ -218,6 +239,9 @@ def job_type(
                 schedule_payload=schedule_payload,
                 warm_up=warm_up,
                 customer_check=customer_check,
+                concurrency_limit=concurrency_limit,
+                rate_limit=rate_limit,
+                limit_key=limit_key,
                 description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
             )
         )

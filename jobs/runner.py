@@ -48,7 +48,10 @@ def execute(job_run_id: str) -> None:
         worker = _worker_name()
         run = claim(job_run_id, worker)
         if run is not None:
-            record(run, perform(run, worker), worker)
+            try:
+                record(run, perform(run, worker), worker)
+            finally:
+                services.job_run_limits_release(run)
     finally:
         _drop_broken_connections()
 
@@ -229,15 +232,20 @@ class Handoff:
         global _handoff
         _handoff = None
         self.settle()
-        if self.recorded or self.run is None:
+        if self.run is None:
             return
+        if not self.recorded:
+            try:
+                # A no-op when RQ saw the horse die and the worker already recorded that.
+                services.job_run_mark_lost(
+                    self.run_id, reason="work horse ended without reporting an outcome", attempt=self.run.attempt
+                )
+            except Exception:
+                logger.exception("could not record the end of run %s", self.run_id)
         try:
-            # A no-op when RQ saw the horse die and the worker already recorded that.
-            services.job_run_mark_lost(
-                self.run_id, reason="work horse ended without reporting an outcome", attempt=self.run.attempt
-            )
-        except Exception:
-            logger.exception("could not record the end of run %s", self.run_id)
+            services.job_run_limits_release(self.run)
+        except Exception:  # the slot expires on its own (jobs/limits.py)
+            logger.exception("could not release the limit slot of run %s", self.run_id)
 
     def _reported(self) -> Outcome | None:
         fd = self.outbox.fileno()

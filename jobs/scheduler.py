@@ -40,7 +40,7 @@ from jobs.scheduling import (
     schedules_with_entries,
 )
 from jobs.selectors import scheduling_paused
-from jobs.services import delayed_runs_push_due, job_runs_recover
+from jobs.services import delayed_runs_push_due, job_runs_recover, limits_promote_waiting
 from jobs.worker import JSONJob
 
 logger = logging.getLogger("jobs.scheduler")
@@ -208,6 +208,7 @@ class KordantScheduler(Scheduler):
             fired = self._step("firing schedules", self.fire_due) or FireReport()
         if fired.fired or fired.removed:
             logger.info("schedules fired: %s", fired)
+        self._step("promoting runs waiting for a limit", limits_promote_waiting)
         moved = self._step("moving delayed runs", delayed_runs_push_due)
         if moved:
             logger.info("moved %d due run(s) to their queues", moved)

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import dispatch, hooks, hotpath, transitions
+from jobs import dispatch, hooks, hotpath, limits, transitions
 from jobs.bulk import bulk_insert, bulk_insert_values
 from jobs.errors import InvalidTransition, PayloadInvalid
 from jobs.models import JobEvent, JobRun
@@ -315,8 +315,25 @@ def _announce_transition(run_id, status: str, job_type: str) -> None:
 
 
 def job_run_mark_running(run_id, worker: str) -> JobRun | None:
-    """Claim a run for this attempt; None if it is not startable or its singleton key is busy."""
-    now = timezone.now()
+    """Claim a run for this attempt; None if it is not startable, its singleton key is busy or its limits say wait."""
+    limited = _limited_run(run_id)
+    admission = None
+    if limited is not None:
+        run, job_limits, key = limited
+        admission = limits.admit(job_limits, key, str(run.pk), run.timeout, dispatch.redis_connection())
+        if not admission.allowed:
+            _wait_for_limit(run, job_limits, admission)
+            return None
+    # A limited run's start is the time its rate was counted at, so started_at agrees with the limit.
+    now = admission.at if admission is not None else timezone.now()
+    claimed = _claim(run_id, worker, now)
+    if claimed is None and admission is not None:
+        # Not started after all (cancelled meanwhile, singleton busy): give the slot and the start back.
+        _limits_release(job_limits, key, str(run_id), start_member=admission.start_member)
+    return claimed
+
+
+def _claim(run_id, worker: str, now: datetime) -> JobRun | None:
     given = {"started_at": now, "worker_name": worker, "updated_at": now}
     try:
         if hotpath.available():
@@ -331,6 +348,115 @@ def job_run_mark_running(run_id, worker: str) -> JobRun | None:
             return claimed
     except IntegrityError:
         return _wait_for_singleton(run_id)
+
+
+# --- limits per job type (jobs/limits.py) --------------------------------------------------
+
+
+def _limits_in_force() -> dict[str, limits.Limits]:
+    """The job types that have limits, with them; rebuilt when settings.JOBS_LIMITS is replaced."""
+    configured = settings.JOBS_LIMITS
+    cached = _limits_cache.get("entry")
+    if cached is None or cached[0] is not configured or cached[1] != len(registry.names()):
+        in_force = {job_type.name: limits.limits_for(job_type) for job_type in registry.all()}
+        cached = (configured, len(registry.names()), {name: found for name, found in in_force.items() if found.active})
+        _limits_cache["entry"] = cached
+    return cached[2]
+
+
+_limits_cache: dict[str, tuple] = {}
+
+
+def _limited_run(run_id) -> tuple[JobRun, limits.Limits, str] | None:
+    """The run, its limits and its limit key, if its type has limits (one read, only when some type has)."""
+    in_force = _limits_in_force()
+    if not in_force:
+        return None
+    run = (
+        JobRun.objects.filter(pk=run_id)
+        .only("pk", "status", "job_type", "payload", "queue", "timeout", "attempt", "progress_message")
+        .first()
+    )
+    # A run that cannot start anyway (done, cancelled: a stale RQ job) takes no slot and waits for nothing.
+    if run is None or run.job_type not in in_force or run.status not in JobRun.STARTABLE_STATUSES:
+        return None
+    job_limits = in_force[run.job_type]
+    try:
+        payload = registry.get(run.job_type).validate(run.payload)
+        key = job_limits.key_for(payload)
+    except Exception:  # an invalid payload fails in the runner, with its reason; it counts against the type
+        key = run.job_type
+    return run, job_limits, key
+
+
+def _wait_for_limit(run: JobRun, job_limits: limits.Limits, admission: limits.Admission) -> None:
+    """A run its limits hold back stays queued, marked as waiting: for a freed slot, or until its start time."""
+    now = timezone.now()
+    message = admission.message[:300]
+    update = {"progress_message": message, "updated_at": now}
+    if admission.at is not None:
+        update["scheduled_for"] = admission.at
+    JobRun.objects.filter(pk=run.pk, status__in=JobRun.STARTABLE_STATUSES).update(**update)
+    # One event when it starts waiting, not one each time it comes back to a full window.
+    if run.waiting_for_limit != message[len(limits.WAITING_MARKER) :]:
+        when = f"; next start at {admission.at:%H:%M:%S.%f}" if admission.at is not None else ""
+        _record_event(run.pk, Status.QUEUED, run.attempt, message=f"{message}{when}"[:2000])
+    if admission.at is not None:
+        back_at = max(admission.at, now + timedelta(seconds=limits.REQUEUE_AFTER_SECONDS))
+        dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, back_at)])
+    if admission.released:  # it gave back a slot it had been promoted to: the next waiting run takes it
+        _limits_release(job_limits, admission.key, "")
+
+
+def _limits_release(job_limits: limits.Limits, key: str, run_id: str, *, start_member: str = "") -> int:
+    """Release a run's slot; push the waiting runs given the freed slots back to their queues; return how many."""
+    connection = dispatch.redis_connection()
+    promoted = limits.release(job_limits, key, run_id, connection, start_member=start_member)
+    pushed = 0
+    while promoted:
+        startable = JobRun.objects.filter(pk__in=promoted, status__in=JobRun.STARTABLE_STATUSES)
+        runs = list(startable.only("queue", "timeout"))
+        if runs:
+            # Through the delayed set, a moment later: the worker that held the run back may
+            # still be finishing the RQ job it took it from, and deletes that job's hash when done.
+            back_at = timezone.now() + timedelta(seconds=limits.REQUEUE_AFTER_SECONDS)
+            dispatch.push([dispatch.Dispatch(str(run.pk), run.queue, run.timeout, back_at) for run in runs])
+            pushed += len(runs)
+        gone = set(promoted) - {str(run.pk) for run in runs}
+        # A promoted run that is no longer startable (cancelled while waiting) passes its slot on.
+        promoted = [p for run_id in gone for p in limits.release(job_limits, key, run_id, connection)]
+    return pushed
+
+
+def job_run_limits_release(run: JobRun) -> None:
+    """An attempt ended (or was declared lost): free its concurrency slot and start the next waiting run."""
+    in_force = _limits_in_force()
+    job_limits = in_force.get(run.job_type)
+    if job_limits is None or job_limits.concurrency is None:
+        return
+    try:
+        key = job_limits.key_for(registry.get(run.job_type).validate(run.payload))
+    except Exception:
+        key = run.job_type
+    try:
+        _limits_release(job_limits, key, str(run.pk))
+    except Exception as exc:  # Redis or the database away: the caller's outcome stands regardless
+        # The slot expires by itself (jobs/limits.py); nothing waits for ever.
+        logger.warning("run %s: could not release its limit slot (%s); it expires on its own", run.pk, exc)
+
+
+def limits_promote_waiting() -> int:
+    """Give slots freed without a release (a hold expired) to waiting runs; the scheduler runs it each pass."""
+    connection = dispatch.redis_connection()
+    in_force = _limits_in_force()
+    promoted = 0
+    for key in limits.waiting_keys(connection):
+        job_limits = in_force.get(key.split(":", 1)[0])
+        if job_limits is None or job_limits.concurrency is None:
+            # The limit was removed from settings: whoever still waits goes back to its queue.
+            job_limits = limits.Limits(key.split(":", 1)[0], concurrency=1_000_000)
+        promoted += _limits_release(job_limits, key, "")
+    return promoted
 
 
 def _wait_for_singleton(run_id) -> None:
@@ -455,8 +581,13 @@ def job_run_mark_lost(run_id, *, reason: str, attempt: int | None = None) -> boo
     if run is None or (attempt is not None and run.attempt != attempt):
         return False
     if run.cancel_requested_at:
-        return job_run_mark_cancelled(run, run.cancel_reason or "cancelled; work horse stopped", requested_only=True)
-    return job_run_mark_failed(run, error=reason, error_type="WorkerLost") is not None
+        why = run.cancel_reason or "cancelled; work horse stopped"
+        recorded = job_run_mark_cancelled(run, why, requested_only=True)
+    else:
+        recorded = job_run_mark_failed(run, error=reason, error_type="WorkerLost") is not None
+    if recorded:
+        job_run_limits_release(run)
+    return recorded
 
 
 # --- operator actions ------------------------------------------------------------------

@@ -112,7 +112,8 @@ CLAIM = Transition(
     _STARTABLE,
     same_attempt=False,
     next_attempt=True,
-    fixed=(("finished_at", None), ("next_attempt_at", None)),
+    # A new attempt starts with no progress message: one left says it waited for its limit (jobs/limits.py).
+    fixed=(("finished_at", None), ("next_attempt_at", None), ("progress_message", "")),
     given=("started_at", "worker_name", "updated_at"),
 )
 COMPLETE = Transition(

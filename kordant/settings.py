@@ -241,6 +241,9 @@ NOTIFICATIONS_BATCH_CONCURRENCY = _whole_number("NOTIFICATIONS_BATCH_CONCURRENCY
 # before a submitted opt-out is re-checked (a broker may override), days before the
 # reminder for a manual opt-out, and attempts before a request that keeps failing fails.
 REMOVEBROKERS_HTTP_TIMEOUT = env.float("REMOVEBROKERS_HTTP_TIMEOUT", default=10.0)
+# Broker API calls (opt-outs, searches) a pass keeps in flight at once, per broker; each
+# broker's own per-minute limit (DataBroker.rate_limit_per_minute) still holds.
+REMOVEBROKERS_CONCURRENCY = env.int("REMOVEBROKERS_CONCURRENCY", default=4)
 REMOVEBROKERS_RECHECK_DAYS = env.int("REMOVEBROKERS_RECHECK_DAYS", default=30)
 REMOVEBROKERS_REMINDER_DAYS = env.int("REMOVEBROKERS_REMINDER_DAYS", default=7)
 REMOVEBROKERS_MAX_ATTEMPTS = env.int("REMOVEBROKERS_MAX_ATTEMPTS", default=6)
@@ -308,6 +311,15 @@ if not 0 <= JOBS_CATCH_UP_GRACE_SECONDS <= 86400:
     raise ImproperlyConfigured(
         f"JOBS_CATCH_UP_GRACE_SECONDS must be between 0 and 86400 seconds, not {JOBS_CATCH_UP_GRACE_SECONDS}"
     )
+# Limits per job type, overriding what @job_type declares (jobs/limits.py), e.g.
+# {"darkwatch.scan": {"concurrency_limit": 5, "rate_limit": "100/s", "limit_key": "{provider}"}};
+# None for a field removes that limit. Checked at start-up (jobs/checks.py).
+JOBS_LIMITS = env.json("JOBS_LIMITS", default={})
+# A run's concurrency slot is released when its attempt ends; if its worker dies without
+# saying so, it expires on its own this long after the attempt's timeout.
+JOBS_LIMIT_LEASE_GRACE_SECONDS = env.int("JOBS_LIMIT_LEASE_GRACE_SECONDS", default=60)
+# A waiting run given a freed slot holds it this long while it travels back through its queue.
+JOBS_LIMIT_PROMOTED_HOLD_SECONDS = env.int("JOBS_LIMIT_PROMOTED_HOLD_SECONDS", default=600)
 # Extra modules that declare job types (imported by every process at start).
 JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
 
@@ -354,6 +366,11 @@ HIBP_BASE_URL = env("HIBP_BASE_URL", default="https://haveibeenpwned.com")
 HIBP_API_KEY = env("HIBP_API_KEY", default="")
 HIBP_USER_AGENT = env("HIBP_USER_AGENT", default="Kordant-DarkWatch/1")
 HIBP_TIMEOUT_SECONDS = env.float("HIBP_TIMEOUT_SECONDS", default=10.0)
+# Requests one scan keeps in flight at once (one per watched item), and the API key's
+# documented rate (e.g. "10/m"; empty: none). A 429 still retries the run
+# after its Retry-After.
+HIBP_CONCURRENCY = env.int("HIBP_CONCURRENCY", default=4)
+HIBP_RATE_LIMIT = env("HIBP_RATE_LIMIT", default="")
 
 HOMETITLE_PROVIDERS = env.list("HOMETITLE_PROVIDERS", default=["recorder"])
 HOMETITLE_BATCH_SIZE = env.int("HOMETITLE_BATCH_SIZE", default=500)
@@ -366,6 +383,9 @@ HOMETITLE_SODA_BASE_URL = env("HOMETITLE_SODA_BASE_URL", default="")
 HOMETITLE_SODA_DATASET = env("HOMETITLE_SODA_DATASET", default="")
 HOMETITLE_SODA_APP_TOKEN = env("HOMETITLE_SODA_APP_TOKEN", default="")
 HOMETITLE_SODA_TIMEOUT_SECONDS = env.float("HOMETITLE_SODA_TIMEOUT_SECONDS", default=20.0)
+# Counties one scan queries at once, and the API's documented rate if it has one (e.g. "1000/h"; empty: none).
+HOMETITLE_SODA_CONCURRENCY = env.int("HOMETITLE_SODA_CONCURRENCY", default=4)
+HOMETITLE_SODA_RATE_LIMIT = env("HOMETITLE_SODA_RATE_LIMIT", default="")
 
 # --- REST API (api/) -------------------------------------------------------------------
 

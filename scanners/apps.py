@@ -12,6 +12,7 @@ class ScannersConfig(AppConfig):
         for product in ("darkwatch", "hometitle", "removebrokers", "voiceprint"):
             import_module(f"scanners.{product}.handler")
         import_module("scanners.signals")
+        import_module("scanners.checks")
         from scanners.darkwatch.identifiers import keys_changed
 
         setting_changed.connect(keys_changed, dispatch_uid="scanners.identifier_keys_changed")

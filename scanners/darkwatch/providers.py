@@ -7,7 +7,9 @@ given a batch of watched items, which breaches contain which of them?
   (`GET /api/v3/breachedaccount/{account}?truncateResponse=false`, `hibp-api-key` and
   `user-agent` headers): 404 means clean, 429 is retried after its Retry-After, 401/403
   is a configuration error that fails the run. It checks email addresses and usernames,
-  one request per item; phone numbers and domains are matched by the corpus only.
+  one request per item, up to HIBP_CONCURRENCY of them in flight at once and no faster
+  than HIBP_RATE_LIMIT (your API key's documented requests per minute); phone numbers
+  and domains are matched by the corpus only.
 
 DARKWATCH_PROVIDERS chooses which run, in order.
 """
@@ -24,7 +26,7 @@ import httpx
 from django.conf import settings
 
 from jobs.errors import PermanentJobError, ProviderUnavailable
-from kordant.outbound import ProviderClient, get, provider_error
+from kordant.outbound import Pace, ProviderClient, get, overlapped, provider_error
 from scanners.darkwatch import identifiers
 from scanners.darkwatch.models import BreachRecord
 from scanners.scanning import providers_named
@@ -96,34 +98,52 @@ class HIBPProvider(ProviderClient):
     name = "hibp"
     KINDS = frozenset({"email", "username"})
 
-    def __init__(self, *, base_url: str, api_key: str, user_agent: str, timeout: float = 10.0, http=None):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        user_agent: str,
+        timeout: float = 10.0,
+        concurrency: int = 1,
+        rate_limit: str = "",
+        http=None,
+    ):
         if not api_key:
             raise PermanentJobError("DARKWATCH_PROVIDERS includes hibp but HIBP_API_KEY is not set")
+        self.concurrency = max(1, concurrency)
+        self.pace = Pace.of(rate_limit)
         super().__init__(
             http
             or httpx.Client(
                 base_url=base_url,
                 headers={"hibp-api-key": api_key, "user-agent": user_agent, "accept": "application/json"},
                 timeout=timeout,
+                limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
             )
         )
 
     def lookup(self, items: Sequence[ItemQuery]) -> list[Found]:
-        found: list[Found] = []
-        for item in items:
-            if item.kind not in self.KINDS:
-                continue
-            reply = get(
-                self._http,
-                f"/api/v3/breachedaccount/{quote(item.value, safe='')}",
-                params={"truncateResponse": "false"},
-                provider="Have I Been Pwned",
-                accept=(404,),
-            )
-            if reply.status_code == 404:  # the documented "not pwned"
-                continue
-            found.extend(Found(item.item_id, breach=breach) for breach in _breaches(reply))
-        return found
+        asked = [item for item in items if item.kind in self.KINDS]
+        # One request per item, independent of each other: up to HIBP_CONCURRENCY in flight.
+        answers = overlapped(self._breaches_of, asked, max_in_flight=self.concurrency, pace=self.pace)
+        return [
+            Found(item.item_id, breach=breach)
+            for item, breaches in zip(asked, answers, strict=True)
+            for breach in breaches
+        ]
+
+    def _breaches_of(self, item: ItemQuery) -> list[BreachInfo]:
+        reply = get(
+            self._http,
+            f"/api/v3/breachedaccount/{quote(item.value, safe='')}",
+            params={"truncateResponse": "false"},
+            provider="Have I Been Pwned",
+            accept=(404,),
+        )
+        if reply.status_code == 404:  # the documented "not pwned"
+            return []
+        return _breaches(reply)
 
 
 def _breaches(reply) -> list[BreachInfo]:
@@ -165,6 +185,8 @@ def providers_from_settings() -> list[BreachProvider]:
                 api_key=settings.HIBP_API_KEY,
                 user_agent=settings.HIBP_USER_AGENT,
                 timeout=settings.HIBP_TIMEOUT_SECONDS,
+                concurrency=settings.HIBP_CONCURRENCY,
+                rate_limit=settings.HIBP_RATE_LIMIT,
             ),
         },
     )

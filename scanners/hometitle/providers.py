@@ -22,7 +22,7 @@ from django.conf import settings
 
 from jobs.bulk import bulk_insert_ignore
 from jobs.errors import PermanentJobError, ProviderUnavailable
-from kordant.outbound import ProviderClient, get, provider_error
+from kordant.outbound import Pace, ProviderClient, get, overlapped, provider_error
 from scanners.hometitle.documents import document_type
 from scanners.hometitle.models import RecordedDocument, parcel_key
 from scanners.scanning import providers_named
@@ -84,24 +84,43 @@ class SodaProvider(ProviderClient):
     name = "soda"
     PAGE = 1000
 
-    def __init__(self, *, base_url: str, dataset: str, app_token: str = "", timeout: float = 20.0, http=None):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        dataset: str,
+        app_token: str = "",
+        timeout: float = 20.0,
+        concurrency: int = 1,
+        rate_limit: str = "",
+        http=None,
+    ):
         if not (base_url and dataset):
             raise PermanentJobError(
                 "HOMETITLE_PROVIDERS includes soda but HOMETITLE_SODA_BASE_URL or HOMETITLE_SODA_DATASET is not set"
             )
+        self.concurrency = max(1, concurrency)
+        self.pace = Pace.of(rate_limit)
         headers = {"Accept": "application/json"} | ({"X-App-Token": app_token} if app_token else {})
-        super().__init__(http or httpx.Client(base_url=base_url, headers=headers, timeout=timeout))
+        pool = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        super().__init__(http or httpx.Client(base_url=base_url, headers=headers, timeout=timeout, limits=pool))
         self.dataset = dataset
 
     def lookup(self, parcels: Sequence[ParcelQuery]) -> list[DocumentHit]:
         if not parcels:
             return []
-        rows: list[tuple] = []
         by_county: dict[str, list[ParcelQuery]] = {}
         for parcel in parcels:
             by_county.setdefault(parcel.county, []).append(parcel)
-        for county, group in by_county.items():
-            rows.extend(self._fetch(county, group))
+        # One query per county, independent of each other: up to HOMETITLE_SODA_CONCURRENCY in flight.
+        # A county's pages follow one another (each needs the last one's count).
+        fetched = overlapped(
+            lambda county_group: self._fetch(*county_group),
+            list(by_county.items()),
+            max_in_flight=self.concurrency,
+            pace=self.pace,
+        )
+        rows = [row for county_rows in fetched for row in county_rows]
         bulk_insert_ignore(RecordedDocument, DOCUMENT_COLUMNS, rows)
         # Match from the table, which now holds them: one path for every source.
         return RecorderProvider().lookup(parcels)
@@ -176,6 +195,8 @@ def providers_from_settings() -> list:
                 dataset=settings.HOMETITLE_SODA_DATASET,
                 app_token=settings.HOMETITLE_SODA_APP_TOKEN,
                 timeout=settings.HOMETITLE_SODA_TIMEOUT_SECONDS,
+                concurrency=settings.HOMETITLE_SODA_CONCURRENCY,
+                rate_limit=settings.HOMETITLE_SODA_RATE_LIMIT,
             ),
         },
     )

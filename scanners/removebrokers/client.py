@@ -38,6 +38,7 @@ class BrokerClient(ProviderClient):
             )
         )
         self.timeout = timeout
+        self.max_connections = max_connections
 
     @classmethod
     def from_settings(cls) -> BrokerClient:

@@ -8,7 +8,9 @@ One pass (`removal_requests_process`) loops until nothing is due:
    two workers never take the same request; every outcome is written back only where
    the token still matches. A worker that dies mid-batch loses nothing: its lease runs
    out and the next pass takes the requests again.
-2. Pending, by the broker's method: API brokers get a POST (scanners/removebrokers/client.py),
+2. Pending, by the broker's method: API brokers get a POST (scanners/removebrokers/client.py;
+   a batch's POSTs and searches are in flight together, up to REMOVEBROKERS_CONCURRENCY
+   per broker, and recorded in order as if sent one by one),
    email brokers an opt-out email through Django's email backend, manual brokers become
    `needs_user_action` with the broker's instructions and a reminder. API and email
    submissions first take a slot of the broker's per-minute limit in Redis (shared by
@@ -28,10 +30,12 @@ import logging
 import math
 import secrets
 import smtplib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -40,6 +44,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.errors import ProviderRejected, ProviderUnavailable
+from kordant.outbound import overlapped
 from notifications.events import resource_changed
 from scanners.removebrokers.client import BrokerClient
 from scanners.removebrokers.models import DataBroker, RemovalRequest
@@ -116,6 +121,10 @@ class RemovalEngine:
         self._started = timezone.now()
         self._outbox: list[tuple[RemovalRequest, str, Callable[[], None] | None]] = []
         self._oldest_unwritten = math.inf
+        # What `_prefetch` learned for the batch in hand, by request id: the rate limiter's
+        # answer, and each broker API call's outcome (its value, or the error it raised).
+        self._waits: dict[int, float] = {}
+        self._answers: dict[int, tuple[bool, object]] = {}
 
     def run(self) -> ProcessReport:
         owns_client = self.client is None
@@ -127,6 +136,7 @@ class RemovalEngine:
                 token, batch = self._claim()
                 if not batch:
                     break
+                self._prefetch(batch)
                 for request in batch:
                     self._handle(request, token)
                     done += 1
@@ -196,6 +206,67 @@ class RemovalEngine:
                     then()  # notifications join the same transaction
         return len(written)
 
+    # --- the batch's broker API calls, overlapped ----------------------------------------------
+
+    def _prefetch(self, batch: list[RemovalRequest]) -> None:
+        """Make the batch's broker API calls at once, up to REMOVEBROKERS_CONCURRENCY per broker.
+
+        Slots of the brokers' rate limits are taken first, in the batch's order, as the loop
+        takes them; `_handle` then records each outcome in that order, exactly as if it had
+        made the call itself, errors included (a call's error is raised where its request is
+        handled). Only HTTP happens on the threads: no database, no outbox.
+        """
+        self._waits, self._answers = {}, {}
+        calls: list[tuple[RemovalRequest, Callable[[], object]]] = []
+        for request in batch:
+            broker = request.broker
+            if request.status == Status.SUBMITTED:
+                calls.append((request, partial(self._search, request)))
+            elif broker.method == DataBroker.Method.API:
+                wait = self._waits[request.pk] = self.limiter.take(broker.pk, broker.rate_limit_per_minute)
+                if wait <= 0:
+                    calls.append((request, partial(self._post, request)))
+        if len(calls) < 2 or settings.REMOVEBROKERS_CONCURRENCY <= 1:
+            return  # nothing to overlap: `_handle` calls as it goes
+        per_broker = {
+            broker_id: threading.Semaphore(settings.REMOVEBROKERS_CONCURRENCY)
+            for broker_id in {request.broker_id for request, _ in calls}
+        }
+
+        def call(entry: tuple[RemovalRequest, Callable[[], object]]) -> tuple[bool, object]:
+            request, send = entry
+            with per_broker[request.broker_id]:
+                try:
+                    return True, send()
+                except Exception as exc:  # kept for `_handle`, which raises it where the loop would have
+                    return False, exc
+
+        in_flight = min(len(calls), settings.REMOVEBROKERS_CONCURRENCY * len(per_broker), self.client.max_connections)
+        outcomes = overlapped(call, calls, max_in_flight=in_flight)
+        self._answers = {request.pk: outcome for (request, _), outcome in zip(calls, outcomes, strict=True)}
+
+    def _answer(self, request: RemovalRequest, send: Callable[[], object]) -> object:
+        """The prefetched outcome of this request's API call (raised if it was an error), or the call made now."""
+        prefetched = self._answers.pop(request.pk, None)
+        if prefetched is None:
+            return send()
+        ok, value = prefetched
+        if not ok:
+            raise value
+        return value
+
+    def _post(self, request: RemovalRequest) -> str:
+        broker = request.broker
+        return self.client.submit(
+            broker.name,
+            broker.endpoint,
+            {"request_id": f"kordant-{request.pk}", **request.person},
+            idempotency_key=f"removal-{request.pk}-{request.submissions + 1}",
+        )
+
+    def _search(self, request: RemovalRequest) -> bool:
+        return self.client.is_listed(request.broker.name, request.broker.search_url, request.person)
+
     # --- one request ------------------------------------------------------------------------
 
     def _handle(self, request: RemovalRequest, token: str) -> None:
@@ -218,7 +289,9 @@ class RemovalEngine:
 
     def _submit(self, request: RemovalRequest, token: str, now: datetime) -> None:
         broker = request.broker
-        wait = self.limiter.take(broker.pk, broker.rate_limit_per_minute)
+        wait = self._waits.pop(request.pk, None)
+        if wait is None:
+            wait = self.limiter.take(broker.pk, broker.rate_limit_per_minute)
         if wait > 0:
             until = now + timedelta(seconds=wait)
             self._full_until[broker.pk] = until
@@ -228,12 +301,7 @@ class RemovalEngine:
         attempts = request.attempts + 1
         try:
             if broker.method == DataBroker.Method.API:
-                reference = self.client.submit(
-                    broker.name,
-                    broker.endpoint,
-                    {"request_id": f"kordant-{request.pk}", **request.person},
-                    idempotency_key=f"removal-{request.pk}-{request.submissions + 1}",
-                )
+                reference = self._answer(request, partial(self._post, request))
             else:
                 reference = _send_opt_out_email(request)
         except ProviderRejected as exc:
@@ -259,7 +327,7 @@ class RemovalEngine:
     def _recheck(self, request: RemovalRequest, token: str, now: datetime) -> None:
         broker = request.broker
         try:
-            listed = self.client.is_listed(broker.name, broker.search_url, request.person)
+            listed = self._answer(request, partial(self._search, request))
         except (ProviderUnavailable, ProviderRejected) as exc:
             # The opt-out stands; only the check failed. Ask again later, sooner if it may pass soon.
             later = RETRY_DELAYS[-1] if isinstance(exc, ProviderUnavailable) else broker.recheck_days * 86400

@@ -159,3 +159,45 @@ class StrictPayload(Payload):
 def strict(ctx, payload):
     """A schema with rules the generated form only partly knows (the enqueue page's tests)."""
     return {"code": payload.code, "count": payload.count}
+
+
+class LimitedPayload(Payload):
+    name: str = "limited"
+    key: str = "k"
+    seconds: float = 0.2
+    block: bool = False
+
+
+# Counts the runs of tests.limited in flight and the most ever seen, across processes.
+_IN_FLIGHT = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end
+return n
+"""
+
+
+def in_flight_keys(name: str) -> tuple[str, str]:
+    return f"tests:in-flight:{name}", f"tests:in-flight-max:{name}"
+
+
+@job_type("tests.limited", payload=LimitedPayload, queue="default", timeout=30, concurrency_limit=1, limit_key="{key}")
+def limited(ctx, payload):
+    """At most one at a time per key: records how many ran at once, then works (or blocks) a while."""
+    connection = django_rq.get_connection("default")
+    count = connection.register_script(_IN_FLIGHT)
+    count(keys=in_flight_keys(payload.name), args=[1])
+    connection.rpush(started_key(payload.name), str(ctx.job_run_id))
+    try:
+        if payload.block:
+            connection.blpop([release_key(payload.name)], timeout=int(payload.seconds))
+        else:
+            time.sleep(payload.seconds)  # the work itself: overlapping runs would overlap here
+    finally:
+        count(keys=in_flight_keys(payload.name), args=[-1])
+    return {"done": True}
+
+
+@job_type("tests.rated", payload=Payload, queue="default", rate_limit="5/s")
+def rated(ctx, payload):
+    """At most five starts a second, across all workers."""
+    return {"done": True}

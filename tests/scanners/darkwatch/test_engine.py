@@ -86,3 +86,32 @@ def test_progress_is_reported_per_batch(corpus, watchlist):
     seen = []
     watchlist_scan(watchlist.subscription_id, [CorpusProvider()], batch_size=2, progress=lambda p, m: seen.append(p))
     assert seen == [pytest.approx(200 / 3), 100.0]
+
+
+def test_an_overlapped_hibp_scan_makes_the_same_alerts_as_the_sequential_one_and_is_idempotent():
+    from scanners.darkwatch.providers import HIBPProvider
+    from tests.provider_server import ProviderServer, hibp_answer
+
+    def alerts(watchlist):
+        return sorted(
+            Alert.objects.filter(subscription_id=watchlist.subscription_id).values_list(
+                "item__value_hash", "breach__name", "severity"
+            )
+        )
+
+    sequential_list, overlapped_list = WatchlistFactory(), WatchlistFactory()
+    for watchlist in (sequential_list, overlapped_list):
+        for n in range(40):
+            WatchlistItemFactory(watchlist=watchlist, kind="email", value=f"user{n}@example.com")
+    with ProviderServer(hibp_answer, delay=0.005) as server:
+
+        def scan(watchlist, concurrency):
+            with HIBPProvider(base_url=server.url, api_key="k", user_agent="t", concurrency=concurrency) as hibp:
+                return watchlist_scan(watchlist.subscription_id, [hibp], batch_size=15)
+
+        sequential = scan(sequential_list, 1)
+        overlapped = scan(overlapped_list, 8)
+        again = scan(overlapped_list, 8)
+    assert overlapped.as_dict() == sequential.as_dict() and sequential.new_alerts == 40
+    assert alerts(overlapped_list) == alerts(sequential_list)
+    assert again.new_alerts == 0 and again.found == overlapped.found

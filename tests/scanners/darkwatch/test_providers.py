@@ -1,6 +1,7 @@
 """The HIBP-style client against a local server that speaks the documented breachedaccount API."""
 
 import json
+import time
 
 import pytest
 from werkzeug import Response
@@ -8,6 +9,7 @@ from werkzeug import Response
 from jobs.errors import PermanentJobError, ProviderRejected, ProviderUnavailable
 from scanners.darkwatch.identifiers import encrypt, identifier_hash
 from scanners.darkwatch.providers import HIBPProvider, ItemQuery
+from tests.provider_server import ProviderServer, hibp_answer
 
 API_KEY = "hibp-test-key"
 ADOBE = {
@@ -83,3 +85,66 @@ def test_a_malformed_answer_is_a_clear_retryable_error(httpserver, hibp, body):
 def test_a_missing_api_key_is_a_configuration_error():
     with pytest.raises(PermanentJobError, match="HIBP_API_KEY is not set"):
         HIBPProvider(base_url="http://127.0.0.1:1", api_key="", user_agent="x")
+
+
+# --- several requests in flight (HIBP_CONCURRENCY) ------------------------------------------
+
+
+def test_requests_overlap_up_to_the_configured_concurrency_and_never_more():
+    items = [item(n, "email", f"user{n}@example.com") for n in range(60)]
+    with (
+        ProviderServer(hibp_answer, delay=0.05) as server,
+        HIBPProvider(base_url=server.url, api_key=API_KEY, user_agent="t", concurrency=8) as provider,
+    ):
+        found = provider.lookup(items)
+    assert server.max_in_flight == 8  # overlapped, and never above the limit
+    assert server.requests == 60
+    # Every even-numbered account is in two breaches; results come in the items' order.
+    assert [(hit.item_id, hit.breach.name) for hit in found] == [
+        (n, name) for n in range(60) if n % 10 % 2 == 0 for name in ("Adobe", f"Leak{n % 10}")
+    ]
+
+
+def test_overlapped_lookups_find_exactly_what_the_sequential_one_finds():
+    items = [item(n, kind, f"user{n}@example.com") for n, kind in enumerate(["email", "phone", "username"] * 15)]
+    with ProviderServer(hibp_answer, delay=0.01) as server:
+        with HIBPProvider(base_url=server.url, api_key=API_KEY, user_agent="t", concurrency=1) as provider:
+            sequential = provider.lookup(items)
+        assert server.max_in_flight == 1
+        with HIBPProvider(base_url=server.url, api_key=API_KEY, user_agent="t", concurrency=6) as provider:
+            overlapped = provider.lookup(items)
+    assert overlapped == sequential and sequential
+
+
+def test_one_failing_request_fails_the_lookup_as_the_loop_did():
+    items = [item(n, "email", f"user{n}@example.com") for n in range(10)]
+    items.insert(5, item(99, "email", "broken@example.com"))
+    with (
+        ProviderServer(hibp_answer, delay=0.01) as server,
+        HIBPProvider(base_url=server.url, api_key=API_KEY, user_agent="t", concurrency=4) as provider,
+        pytest.raises(ProviderUnavailable, match="503: down for maintenance"),
+    ):
+        provider.lookup(items)
+
+
+def test_the_documented_rate_spaces_request_starts():
+    items = [item(n, "email", f"user{n}@example.com") for n in range(6)]
+    with (
+        ProviderServer(hibp_answer, delay=0) as server,
+        HIBPProvider(base_url=server.url, api_key=API_KEY, user_agent="t", concurrency=6, rate_limit="20/s") as hibp,
+    ):
+        started = time.monotonic()
+        hibp.lookup(items)
+        elapsed = time.monotonic() - started
+    assert elapsed >= 5 * 0.05 - 0.01  # six starts 50 ms apart
+
+
+def test_the_system_check_refuses_a_bad_provider_concurrency_or_rate(settings):
+    from scanners.checks import provider_concurrency_check
+
+    assert provider_concurrency_check() == []
+    settings.HIBP_CONCURRENCY = 0
+    settings.HOMETITLE_SODA_RATE_LIMIT = "fast"
+    messages = [error.msg for error in provider_concurrency_check()]
+    assert any(m.startswith("HIBP_CONCURRENCY must be") for m in messages)
+    assert any(m.startswith("HOMETITLE_SODA_RATE_LIMIT: rate_limit must look like") for m in messages)

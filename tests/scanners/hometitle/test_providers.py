@@ -9,6 +9,7 @@ from werkzeug import Request, Response
 from jobs.errors import ProviderRejected, ProviderUnavailable
 from scanners.hometitle.models import RecordedDocument, parcel_key
 from scanners.hometitle.providers import ParcelQuery, SodaProvider
+from tests.provider_server import ProviderServer
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +80,28 @@ def test_a_bad_app_token_fails_permanently(httpserver, soda):
     )
     with pytest.raises(ProviderRejected, match="403: Invalid app_token"):
         soda.lookup([PARCEL])
+
+
+def county_rows(method: str, path: str, query: dict, body: bytes) -> tuple[int, object]:
+    """A SODA dataset with one mortgage per county, whatever county the $where names."""
+    county = query["$where"][0].split("'")[1]
+    if int(query["$offset"][0]):
+        return 200, []
+    return 200, [{**ROWS[0], "county": county, "document_number": f"{county}-1"}]
+
+
+def test_counties_are_queried_at_once_up_to_the_configured_concurrency_with_the_sequential_result():
+    parcels = [ParcelQuery(parcel_key(f"c{n}", "14-000001"), f"c{n}", "14-000001", date(2026, 4, 1)) for n in range(9)]
+    with ProviderServer(county_rows, delay=0.05) as server:
+        with SodaProvider(base_url=server.url, dataset=DATASET, concurrency=1) as soda:
+            sequential = sorted(soda.lookup(parcels), key=lambda hit: hit.parcel_key)
+        assert server.max_in_flight == 1
+        RecordedDocument.objects.all().delete()
+        server.reset_counts()
+        with SodaProvider(base_url=server.url, dataset=DATASET, concurrency=3) as soda:
+            overlapped = sorted(soda.lookup(parcels), key=lambda hit: hit.parcel_key)
+    assert server.max_in_flight == 3 and server.requests == 9
+    assert [(h.parcel_key, h.document_type, h.grantee) for h in overlapped] == [
+        (h.parcel_key, h.document_type, h.grantee) for h in sequential
+    ]
+    assert len(overlapped) == 9 and RecordedDocument.objects.count() == 9

@@ -1,6 +1,7 @@
 """removebrokers.process run as production runs it (enqueue, burst worker) against a local broker API."""
 
 import importlib.util
+import json
 from datetime import timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from scanners.removebrokers.models import DataBroker, RemovalRequest
 from scanners.removebrokers.services import removal_requests_create
 from tests.factories import SubscriptionFactory
 from tests.notifications import Stall, closed_port
+from tests.provider_server import ProviderServer
 from tests.scanners.removebrokers.conftest import PERSON, BrokerAPI
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -450,3 +452,49 @@ def test_a_manual_opt_out_the_customer_did_is_re_checked_like_the_others(broker_
     request.refresh_from_db()
     assert request.status == Status.CONFIRMED
     assert broker_api.posts == [] and len(broker_api.searches) == 1
+
+
+def test_a_pass_overlaps_broker_calls_up_to_the_configured_concurrency_with_the_sequential_outcomes(
+    subscription, settings
+):
+    def broker_answer(method, path, query, body):
+        if method == "GET":
+            return 200, {"listed": False}
+        sent = json.loads(body)
+        if sent["email"] == "p3@example.com":
+            return 503, {"message": "try later"}
+        if sent["email"] == "p5@example.com":
+            return 422, {"message": "unknown person"}
+        return 201, {"reference": f"ref-{sent['email']}"}
+
+    def outcomes():
+        return sorted(
+            (request.person["email"], request.status, request.broker_reference, request.last_error[:40])
+            for request in RemovalRequest.objects.all()
+        )
+
+    results = {}
+    for concurrency in (1, 3):
+        RemovalRequest.objects.all().delete()
+        DataBroker.objects.all().delete()
+        settings.REMOVEBROKERS_CONCURRENCY = concurrency
+        with ProviderServer(broker_answer, delay=0.03) as server:
+            DataBroker.objects.create(
+                name="overlapped",
+                method=DataBroker.Method.API,
+                endpoint=f"{server.url}/optout",
+                search_url=f"{server.url}/search",
+                required_fields=["full_name", "email"],
+                rate_limit_per_minute=1000,
+            )
+            for n in range(10):
+                removal_requests_create(SubscriptionFactory(), {**PERSON, "email": f"p{n}@example.com"})
+            report = RemovalEngine().run()
+            results[concurrency] = (outcomes(), server.max_in_flight, report.submitted, report.failed)
+
+    assert results[1][1] == 1 and results[3][1] == 3  # overlapped, never above the setting
+    assert results[3][0] == results[1][0]  # the same outcome for every request
+    assert (results[3][2], results[3][3]) == (8, 1) == (results[1][2], results[1][3])
+    by_email = {email: (status, reference) for email, status, reference, _ in results[3][0]}
+    assert by_email["p0@example.com"] == (Status.SUBMITTED, "ref-p0@example.com")
+    assert by_email["p3@example.com"][0] == Status.PENDING and by_email["p5@example.com"][0] == Status.FAILED
