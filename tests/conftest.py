@@ -116,6 +116,14 @@ def tier_configs(db):
 
 
 @pytest.fixture
+def without_builtin_jobs(db):
+    """No built-in periodic jobs: for tests that count runs or forecasts of the schedules they make."""
+    from jobs.models import PeriodicJob
+
+    PeriodicJob.objects.filter(builtin=True).delete()
+
+
+@pytest.fixture
 def builtin_jobs(db):
     """The built-in periodic jobs as the data migration makes them, timed from now (time-machine's
     now, if travelling), with their entries as the scheduler's start-up sync writes them;

@@ -11,7 +11,8 @@ from jobs.models import PeriodicJob, Schedule, SchedulerConfig
 from tests.api.conftest import error_of
 from tests.factories import SubscriptionFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+# These count the schedules they make: the built-in jobs (migration 0006) would add their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_builtin_jobs")]
 URL = "/api/v1/scheduler/forecast"
 NOW = dt.datetime(2026, 10, 24, 12, 20, tzinfo=dt.UTC)  # London falls back the next night
 

@@ -148,6 +148,7 @@ def _periodic_schedule(cron, tz="UTC", *, enabled=True, job_type="jobs.prune", n
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("without_builtin_jobs")  # it counts only the schedules it makes
 def test_only_active_schedules_count_tier_and_periodic(configs):
     start = datetime(2026, 3, 28, tzinfo=UTC)
     counted = [
@@ -174,6 +175,7 @@ def test_only_active_schedules_count_tier_and_periodic(configs):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("without_builtin_jobs")  # it counts only the schedules it makes
 def test_a_config_change_forecast_is_what_the_sync_would_make(configs):
     from jobs.scheduling import schedules_sync_tier
 
@@ -206,6 +208,7 @@ def test_a_config_change_forecast_is_what_the_sync_would_make(configs):
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("without_builtin_jobs")  # it counts only the schedules it makes
 def test_a_periodic_job_change_forecast_swaps_its_one_row():
     from jobs.forecast import periodic_job_forecast_change
 
@@ -228,6 +231,7 @@ def test_a_periodic_job_change_forecast_swaps_its_one_row():
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("without_builtin_jobs")  # it counts only the schedules it makes
 def test_the_forecast_is_one_grouped_query_however_many_schedules(configs, django_assert_num_queries):
     for minute in range(30):
         _tier_schedule(configs["daily"], f"{minute} 3 * * *", "America/New_York")

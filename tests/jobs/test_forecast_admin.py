@@ -11,7 +11,8 @@ from jobs.models import PeriodicJob, Schedule, SchedulerConfig
 from jobs.scheduling import schedules_sync_tier
 from tests.factories import SubscriptionFactory
 
-pytestmark = pytest.mark.django_db
+# These count the schedules they make: the built-in jobs (migration 0006) would add their own.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("without_builtin_jobs")]
 NOW = dt.datetime(2026, 6, 1, 9, 10, tzinfo=dt.UTC)
 
 

@@ -38,7 +38,10 @@ def stub_url(stub_server, settings):
     return settings.REMOVEBROKERS_DEMO_URL
 
 
-def test_a_pass_reuses_one_connection_for_every_request_to_the_brokers(stub_server, stub_url, run_worker):
+def test_a_pass_reuses_one_connection_for_every_request_to_the_brokers(stub_server, stub_url, run_worker, settings):
+    # One request in flight at a time, so pooling alone decides: every request rides one connection.
+    # (Overlapped calls up to REMOVEBROKERS_CONCURRENCY: tests/scanners/removebrokers/test_engine.py.)
+    settings.REMOVEBROKERS_CONCURRENCY = 1
     for name in ("alpha", "beta"):
         DataBroker.objects.create(
             name=name, method="api", endpoint=f"{stub_url}/{name}/optout", required_fields=["full_name", "email"]
