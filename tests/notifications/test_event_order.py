@@ -63,7 +63,7 @@ def test_a_retried_first_update_still_reaches_the_receiver_before_the_second(run
         run_worker("high")  # update 1 is refused (503) and waits for its retry; update 2 must not overtake it
         assert seen(received) == [(alert.pk, "updated", "medium")]
         clock.shift(timedelta(seconds=60))
-        assert delayed_runs_push_due() == 1
+        delayed_runs_push_due()
         run_worker("high")  # update 1 goes, and hands over to update 2 in the same burst
 
     assert seen(received) == [(alert.pk, "updated", s) for s in ("medium", "medium", "critical")]
