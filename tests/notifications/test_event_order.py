@@ -152,3 +152,46 @@ def test_events_of_one_resource_to_two_endpoints_are_ordered_per_endpoint(run_wo
 
     assert seen(slow) == [(alert.pk, "updated", s) for s in ("medium", "medium", "critical")]
     assert len(fast) == 2
+
+
+def test_a_cancelled_event_lets_the_next_one_go(subscription):
+    from notifications.services import notification_cancel
+
+    alert = make_alert(subscription)
+    endpoint = endpoint_for(subscription, "http://127.0.0.1:9/hooks")
+    update(alert, "medium")
+    update(alert, "critical")
+    first = Notification.objects.filter(webhook_endpoint=endpoint).order_by("pk").first()
+    assert waiting(endpoint) == ["critical"]
+
+    notification_cancel(first)
+
+    assert waiting(endpoint) == []
+    last = Notification.objects.filter(webhook_endpoint=endpoint).order_by("pk").last()
+    assert last.status == "queued" and last.job_run.status == "queued"
+
+
+def test_a_replay_is_sent_at_once_even_while_a_later_event_of_its_resource_is_retried(
+    run_worker, httpserver, subscription
+):
+    from notifications.services import webhook_event_replay
+
+    def answer(request, number):
+        return UNAVAILABLE if json.loads(request.get_data())["data"]["object"]["severity"] == "critical" else OK
+
+    received = serve_in_turn(httpserver, "/hooks", answer)
+    alert = make_alert(subscription)
+    endpoint = endpoint_for(subscription, httpserver.url_for("/hooks"))
+    with time_machine.travel(timezone.now(), tick=False):
+        update(alert, "medium")
+        update(alert, "critical")
+        run_worker("high")  # update 1 sent; update 2 refused, waiting for its retry
+        first, second = Notification.objects.filter(webhook_endpoint=endpoint).order_by("pk")
+        assert (first.status, second.status) == ("sent", "queued")
+
+        webhook_event_replay(first)  # the operator asks for it again: it does not wait for update 2
+        run_worker("high")
+
+    assert seen(received) == [(alert.pk, "updated", s) for s in ("medium", "critical", "medium")]
+    second.refresh_from_db()
+    assert second.status == "queued" and second.attempts == 1  # still waiting for its own retry
