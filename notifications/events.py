@@ -200,6 +200,9 @@ def events_create(events: list[Event]) -> list[Notification]:
             # Another process made some of these meanwhile: the unique key decides, row by row.
             new = [row for row in new if _insert_if_new(row)]
         waiting = _waiting_for_predecessor(new)
+        if waiting:
+            # Shown by the admin and the API, so "queued with no job" reads as what it is.
+            Notification.objects.filter(pk__in=waiting).update(reason=WAITING)
         for row in new:
             if row.pk not in waiting:
                 notification_enqueue(row)
@@ -209,6 +212,7 @@ def events_create(events: list[Event]) -> list[Notification]:
 # --- in order per resource ------------------------------------------------------------------
 
 UNFINISHED = (Notification.Status.QUEUED, Notification.Status.SENDING)
+WAITING = "waiting for the event before it (same resource, same endpoint)"
 
 
 def _sequences_lock(endpoint_ids: set[int]) -> None:
@@ -263,6 +267,9 @@ def event_sequence_next(endpoint_id: int, sequence_key: str) -> Notification | N
         )
         if head is None or head.job_run_id is not None:
             return None  # all sent, or the head is being sent (or retried): its end hands over
+        if head.reason == WAITING:
+            Notification.objects.filter(pk=head.pk).update(reason="")
+            head.reason = ""
         return notification_enqueue(head)  # its job reaches Redis when this commits
 
 

@@ -29,7 +29,7 @@ class Notification(models.Model):
     """One message to one user on one channel (and, for webhooks, one endpoint)."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"  # waiting for its send job (possibly until send_at)
+        QUEUED = "queued", "Queued"  # waiting for its send job (until send_at, or for the event before it)
         SENDING = "sending", "Sending"  # an attempt claimed it and is talking to the provider
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"

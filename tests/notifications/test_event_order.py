@@ -41,6 +41,7 @@ def update(alert, severity):
 def waiting(endpoint):
     """The endpoint's events saved without a send job: waiting for the event before them."""
     rows = Notification.objects.filter(webhook_endpoint=endpoint, status="queued", job_run__isnull=True)
+    assert all(row.reason.startswith("waiting for the event before it") for row in rows)  # as the API shows it
     return [row.context["object"]["severity"] for row in rows.order_by("pk")]
 
 
@@ -168,7 +169,7 @@ def test_a_cancelled_event_lets_the_next_one_go(subscription):
 
     assert waiting(endpoint) == []
     last = Notification.objects.filter(webhook_endpoint=endpoint).order_by("pk").last()
-    assert last.status == "queued" and last.job_run.status == "queued"
+    assert (last.status, last.reason, last.job_run.status) == ("queued", "", "queued")
 
 
 def test_a_replay_is_sent_at_once_even_while_a_later_event_of_its_resource_is_retried(
