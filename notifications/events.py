@@ -293,7 +293,13 @@ def event_sequences_restart() -> int:
     )
     restarted = 0
     for endpoint_id, sequence_key in list(stuck):
-        if event_sequence_next(endpoint_id, sequence_key) is not None:
+        try:
+            started = event_sequence_next(endpoint_id, sequence_key)
+        except Exception:
+            # One sequence that cannot be restarted now must not keep the others stuck; the next pass retries it.
+            logger.exception("events %s to endpoint %s could not be restarted", sequence_key, endpoint_id)
+            continue
+        if started is not None:
             logger.warning("events %s to endpoint %s were stuck: restarted", sequence_key, endpoint_id)
             restarted += 1
     return restarted
