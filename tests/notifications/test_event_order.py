@@ -14,6 +14,7 @@ from werkzeug import Response
 from jobs.services import delayed_runs_push_due
 from notifications.models import Notification, WebhookEndpoint
 from notifications.services import notifications_reconcile
+from scanners.darkwatch.models import Alert
 from tests.factories import SubscriptionFactory
 from tests.notifications import serve_in_turn
 from tests.notifications.test_events import make_alert
@@ -196,3 +197,60 @@ def test_a_replay_is_sent_at_once_even_while_a_later_event_of_its_resource_is_re
     assert seen(received) == [(alert.pk, "updated", s) for s in ("medium", "critical", "medium")]
     second.refresh_from_db()
     assert second.status == "queued" and second.attempts == 1  # still waiting for its own retry
+
+
+def test_a_hand_over_waits_for_an_event_being_made_and_then_starts_it(subscription):
+    """The race a lock settles: update 1 ends while update 2 is being made (not yet committed)."""
+    import threading
+    import time
+
+    from django.db import connection, connections
+
+    from notifications.events import event_sequence_next, resource_events_emit
+
+    if connection.vendor != "postgresql":
+        pytest.skip("two database sessions racing need PostgreSQL; SQLite serialises writers")
+    alert = make_alert(subscription)
+    endpoint = endpoint_for(subscription, "http://127.0.0.1:9/hooks")
+    update(alert, "medium")
+    first = Notification.objects.get(webhook_endpoint=endpoint)
+    Notification.objects.filter(pk=first.pk).update(status="sending")  # update 1 is on its way
+    made, commit = threading.Event(), threading.Event()
+    outcome = {}
+
+    def make_update_2():
+        try:
+            with transaction.atomic():
+                Alert.objects.filter(pk=alert.pk).update(severity="critical")  # announced by hand below
+                resource_events_emit("alert", "updated", [alert.pk])
+                made.set()
+                commit.wait(5)
+        finally:
+            connections.close_all()
+
+    def hand_over():
+        try:
+            outcome["started"] = event_sequence_next(endpoint.pk, f"alert:{alert.pk}")
+        finally:
+            connections.close_all()
+
+    maker = threading.Thread(target=make_update_2)
+    maker.start()
+    assert made.wait(5)
+    Notification.objects.filter(pk=first.pk).update(status="sent")  # update 1 delivered
+    handing = threading.Thread(target=hand_over)
+    handing.start()
+    with connection.cursor() as cursor:  # until the hand-over waits for the lock the maker holds
+        for _ in range(100):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+    commit.set()
+    maker.join(5)
+    handing.join(5)
+
+    second = Notification.objects.filter(webhook_endpoint=endpoint).order_by("pk").last()
+    assert second.context["object"]["severity"] == "critical"
+    assert outcome["started"] is not None and outcome["started"].pk == second.pk
+    assert waiting(endpoint) == []
