@@ -37,6 +37,7 @@ from django.utils import timezone
 from jobs.errors import PermanentJobError, ProviderRejected, ProviderUnavailable
 from jobs.models import JobRun
 from kordant.outbound import Delivery
+from notifications.events import event_sequence_after
 from notifications.kinds import WEBHOOKS_DISABLED, Kind, kind_get, render_email, render_sms, webhook_event
 from notifications.models import Channel, Notification, NotificationPreference, WebhookDelivery, WebhookEndpoint
 from notifications.providers.push import ExpoPush
@@ -58,6 +59,15 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 
 def notification_deliver(notification_id: int, *, claimed_by: str, last_attempt: bool) -> dict:
     """Send one notification by its channel unless it was already handled; the job's result says what happened."""
+    try:
+        return _deliver(notification_id, claimed_by=claimed_by, last_attempt=last_attempt)
+    finally:
+        # Every way a delivery ends (sent, failed for good, suppressed, already handled) passes here:
+        # a resource event that is now final hands over to the next event of its resource.
+        event_sequence_after(notification_id)
+
+
+def _deliver(notification_id: int, *, claimed_by: str, last_attempt: bool) -> dict:
     notification = _claim(notification_id, claimed_by)
     if not isinstance(notification, Notification):
         return notification  # nothing to send: why, for the run's result

@@ -1,7 +1,8 @@
 """Job and resource events for webhook endpoints, carried as webhook notifications.
 
 An event to an endpoint is one `Notification` (channel webhook, kind `job.completed`,
-`alert.created`, ...) with its own `notifications.send` run, so delivery, retries, the
+`alert.created`, ...) with its own `notifications.send` run (a resource event's once the event
+before it is final, see below), so delivery, retries, the
 delivery log, the circuit breaker and replay work for events exactly as for notifications.
 
 Who gets what:
@@ -19,6 +20,19 @@ change makes none. A resource event's id is uuid5 of the resource, its id and th
 digest of its rendered state: every save of one row in one transaction renders the same
 final state, so they collapse into one event (the endpoint's unique dedupe key), and a
 change that renders the same as the last event (nothing a receiver can see) makes none.
+
+Resource events reach each endpoint in order per resource, strictly: the events of one
+resource to one endpoint form a sequence (`Notification.sequence_key`, "alert:42"), and only
+its oldest unfinished event has a send job. An event made while an earlier one of its sequence
+is still queued or sending is saved `queued` without a job, waiting; when the one before it is
+final (sent, failed for good, suppressed, cancelled), `event_sequence_next` gives the next its
+job. So an event being retried (1, 5, 15 minutes) holds back the later events of its resource
+to that endpoint: that head-of-line blocking is the price of the order. Other resources and
+other endpoints never wait. Creating an event and handing over to the next both lock the
+endpoint's row first, so neither can miss the other; and `notifications_reconcile` calls
+`event_sequence_next` for every waiting event, so a lost hand-over (a crash between the send
+and the hand-over) delays a sequence, never strands it. A replay is an operator's explicit
+"send this now": it gets its job at once, whatever the order.
 
 The hot path (a job finishing) pays one in-memory check when nobody subscribes: the
 subscribers are read once per EVENT_SUBSCRIBERS_TTL seconds per process (and at once
@@ -39,7 +53,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from jobs.models import JobRun
@@ -136,6 +151,7 @@ class Event:
     kind: str
     context: dict[str, Any]
     dedupe_key: str
+    sequence_key: str | None = None  # resource events: "<resource>:<id>", sent in order per endpoint
 
 
 def events_create(events: list[Event]) -> list[Notification]:
@@ -158,10 +174,13 @@ def events_create(events: list[Event]) -> list[Notification]:
             context=kind_get(event.kind).validate(event.context),
             webhook_endpoint_id=event.endpoint_id,
             dedupe_key=event.dedupe_key,
+            sequence_key=event.sequence_key,
         )
         for event in events
     ]
     with transaction.atomic():
+        # Before anything is read: a hand-over running now either sees these rows or is seen by them.
+        _sequences_lock({row.webhook_endpoint_id for row in rows if row.sequence_key})
         existing = set(
             Notification.objects.filter(
                 webhook_endpoint_id__in={row.webhook_endpoint_id for row in rows},
@@ -180,9 +199,110 @@ def events_create(events: list[Event]) -> list[Notification]:
         except IntegrityError:
             # Another process made some of these meanwhile: the unique key decides, row by row.
             new = [row for row in new if _insert_if_new(row)]
+        waiting = _waiting_for_predecessor(new)
+        if waiting:
+            # Shown by the admin and the API, so "queued with no job" reads as what it is.
+            Notification.objects.filter(pk__in=waiting).update(reason=WAITING)
         for row in new:
-            notification_enqueue(row)
+            if row.pk not in waiting:
+                notification_enqueue(row)
     return new
+
+
+# --- in order per resource ------------------------------------------------------------------
+
+UNFINISHED = (Notification.Status.QUEUED, Notification.Status.SENDING)
+WAITING = "waiting for the event before it (same resource, same endpoint)"
+
+
+def _sequences_lock(endpoint_ids: set[int]) -> None:
+    """Serialise the order decisions (a new event waits or goes; the next one goes) of these endpoints."""
+    if not endpoint_ids:
+        return
+    endpoints = WebhookEndpoint.objects.filter(pk__in=endpoint_ids)
+    if connection.vendor == "sqlite":
+        # No row locks on SQLite: a write (changing nothing) takes its one write lock before any read.
+        endpoints.update(consecutive_failures=F("consecutive_failures"))
+    else:
+        list(endpoints.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
+def _waiting_for_predecessor(rows: list[Notification]) -> set[int]:
+    """The pks among these new events that an earlier unfinished event of their sequence holds back."""
+    sequenced = [row for row in rows if row.sequence_key]
+    if not sequenced:
+        return set()
+    first_unfinished: dict[tuple[int, str], int] = {}
+    for endpoint_id, key, pk in (
+        Notification.objects.filter(
+            webhook_endpoint_id__in={row.webhook_endpoint_id for row in sequenced},
+            sequence_key__in={row.sequence_key for row in sequenced},
+            status__in=UNFINISHED,
+        )
+        .order_by("pk")
+        .values_list("webhook_endpoint_id", "sequence_key", "pk")
+    ):
+        first_unfinished.setdefault((endpoint_id, key), pk)
+    return {
+        row.pk
+        for row in sequenced
+        if first_unfinished.get((row.webhook_endpoint_id, row.sequence_key), row.pk) < row.pk
+    }
+
+
+def event_sequence_next(endpoint_id: int, sequence_key: str) -> Notification | None:
+    """Give the oldest unfinished event of this sequence its send job if it has none yet; returns it then.
+
+    Safe to call at any time and any number of times: it does nothing while that event is on its way.
+    """
+    from notifications.services import notification_enqueue
+
+    with transaction.atomic():
+        _sequences_lock({endpoint_id})
+        head = (
+            Notification.objects.select_related("recipient")
+            .filter(webhook_endpoint_id=endpoint_id, sequence_key=sequence_key, status__in=UNFINISHED)
+            .order_by("pk")
+            .first()
+        )
+        if head is None or head.job_run_id is not None:
+            return None  # all sent, or the head is being sent (or retried): its end hands over
+        if head.reason == WAITING:
+            Notification.objects.filter(pk=head.pk).update(reason="")
+            head.reason = ""
+        return notification_enqueue(head)  # its job reaches Redis when this commits
+
+
+def event_sequence_after(notification_id: int) -> None:
+    """Once a notification is final, start the next event of its sequence (if it is a resource event)."""
+    row = (
+        Notification.objects.filter(pk=notification_id, sequence_key__isnull=False)
+        .values_list("webhook_endpoint_id", "sequence_key", "status")
+        .first()
+    )
+    if row is not None and row[2] in Notification.FINAL_STATUSES:
+        event_sequence_next(row[0], row[1])
+
+
+def event_sequences_restart() -> int:
+    """`event_sequence_next` for every sequence with a waiting event (a lost hand-over); how many restarted."""
+    stuck = (
+        Notification.objects.filter(status=Notification.Status.QUEUED, job_run__isnull=True, sequence_key__isnull=False)
+        .values_list("webhook_endpoint_id", "sequence_key")
+        .distinct()
+    )
+    restarted = 0
+    for endpoint_id, sequence_key in list(stuck):
+        try:
+            started = event_sequence_next(endpoint_id, sequence_key)
+        except Exception:
+            # One sequence that cannot be restarted now must not keep the others stuck; the next pass retries it.
+            logger.exception("events %s to endpoint %s could not be restarted", sequence_key, endpoint_id)
+            continue
+        if started is not None:
+            logger.warning("events %s to endpoint %s were stuck: restarted", sequence_key, endpoint_id)
+            restarted += 1
+    return restarted
 
 
 def _insert_if_new(row: Notification) -> bool:
@@ -400,7 +520,16 @@ def resource_events_emit(resource: str, action: str, pks: list[int], snapshot=No
         }
         for subscriber in subscribers:
             if subscriber.owner_id == owner_id and subscriber.wants(name):
-                events.append(Event(subscriber.endpoint_id, owner_id, name, context, f"event:{event_id}"))
+                events.append(
+                    Event(
+                        subscriber.endpoint_id,
+                        owner_id,
+                        name,
+                        context,
+                        f"event:{event_id}",
+                        sequence_key=f"{spec.name}:{pk}",
+                    )
+                )
     return events_create(events)
 
 

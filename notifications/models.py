@@ -29,7 +29,7 @@ class Notification(models.Model):
     """One message to one user on one channel (and, for webhooks, one endpoint)."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"  # waiting for its send job (possibly until send_at)
+        QUEUED = "queued", "Queued"  # waiting for its send job (until send_at, or for the event before it)
         SENDING = "sending", "Sending"  # an attempt claimed it and is talking to the provider
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
@@ -54,6 +54,9 @@ class Notification(models.Model):
     # NULL, not "", for "no key": NULLs never collide in the unique constraints below.
     dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     send_at = models.DateTimeField(null=True, blank=True, help_text="Not before this time (reminders, quiet hours).")
+    # Resource events only ("alert:42"): an endpoint gets the events of one sequence one at a time, in
+    # order (notifications/events.py). NULL for everything else, which is sent as soon as it is due.
+    sequence_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     job_run = models.ForeignKey("jobs.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     claimed_at = models.DateTimeField(null=True, blank=True, help_text="When the last attempt started sending.")
     claimed_by = models.CharField(max_length=100, blank=True, help_text="The job run and attempt that claimed it.")
@@ -66,6 +69,8 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["recipient", "channel", "claimed_at"]),  # the SMS rate limit's count
             models.Index(fields=["status", "send_at"]),
+            # An event's predecessors in its sequence, and the next one to send.
+            models.Index(fields=["webhook_endpoint", "sequence_key"], name="notification_sequence_idx"),
         ]
         constraints = [
             # The same dedupe key never makes a second notification for the same person and channel...

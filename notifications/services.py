@@ -21,6 +21,7 @@ from jobs.errors import InvalidTransition
 from jobs.models import JobRun
 from jobs.services import job_run_cancel
 from notifications.errors import NotCancellable, NotificationInvalid, NotReplayable, UnknownChannel
+from notifications.events import event_sequence_after, event_sequences_restart
 from notifications.kinds import kind_get
 from notifications.models import Channel, Notification, WebhookEndpoint
 from notifications.selectors import Target, quiet_hours_end, user_targets, user_timezone
@@ -218,6 +219,7 @@ def notification_cancel(notification: Notification, *, reason: str = "cancelled 
                 # InvalidTransition: it finished meanwhile; the send job's status check still holds.
                 with contextlib.suppress(InvalidTransition):
                     job_run_cancel(run, reason=f"notification {locked.pk} cancelled")
+    event_sequence_after(locked.pk)  # a cancelled event lets the next one of its resource go
     return locked
 
 
@@ -325,7 +327,10 @@ def webhook_endpoints_enable(endpoints: Iterable[WebhookEndpoint]) -> int:
 
 
 def notifications_reconcile() -> int:
-    """Fail notifications left queued or sending by a send job that ended; returns how many."""
+    """Fail notifications left queued or sending by a send job that ended, then restart stuck event sequences.
+
+    Returns how many were failed. An event waiting for the one before it has no send job on purpose:
+    it is never failed here, and gets its job once everything before it is final."""
     stranded = Notification.objects.filter(
         status__in=(Notification.Status.QUEUED, Notification.Status.SENDING),
         job_run__status__in=JobRun.FINAL_STATUSES,
@@ -339,4 +344,6 @@ def notifications_reconcile() -> int:
             reason=f"its send job (run {run_id}, {run_status}) {what}"[:300],
             updated_at=timezone.now(),
         )
+    # After the failing above, so that an event failed just now lets the next one of its resource go.
+    event_sequences_restart()
     return fixed

@@ -11,6 +11,15 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name='notification',
+            name='sequence_key',
+            field=models.CharField(blank=True, max_length=100, null=True),
+        ),
+        migrations.AddIndex(
+            model_name='notification',
+            index=models.Index(fields=['webhook_endpoint', 'sequence_key'], name='notification_sequence_idx'),
+        ),
+        migrations.AddField(
             model_name='webhookdelivery',
             name='request_body',
             field=models.TextField(blank=True, help_text='The exact bytes signed and sent (UTF-8 JSON).'),
