@@ -9,14 +9,14 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from api import filters, selectors
-from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
+from api.jobs import JobRunDetailSerializer, job_run_accepted
 from api.negotiation import ErrorsAsJSON
 from api.permissions import OwnerOrMayChange
 from api.throttles import EnqueueThrottle, UserThrottle
@@ -378,11 +378,7 @@ class ReportViewSet(ListFiltersOnly, mixins.CreateModelMixin, viewsets.ReadOnlyM
         )
         if run.created_at >= started:  # asking again while one is queued returns that run and writes nothing
             admin_log(request.user, run, ADDITION, "Report requested through the API.")
-        return Response(
-            job_run_detail_data(run),
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": job_run_location(run)},
-        )
+        return job_run_accepted(run)
 
     @extend_schema(
         responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The report's PDF.")}

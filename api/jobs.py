@@ -131,6 +131,13 @@ def job_run_detail_data(run: JobRun) -> dict:
     return JobRunDetailSerializer(run).data
 
 
+def job_run_accepted(run: JobRun) -> Response:
+    """202 with the run as its detail shows it, and where to poll it: what every "run it now" answers."""
+    return Response(
+        job_run_detail_data(run), status=status.HTTP_202_ACCEPTED, headers={"Location": job_run_location(run)}
+    )
+
+
 class EnqueueSerializer(serializers.Serializer):
     job_type = serializers.CharField(max_length=100, help_text="A name from GET /api/v1/job-types/.")
     payload = serializers.JSONField(default=dict, help_text="Checked against the job type's payload_schema.")

@@ -12,13 +12,13 @@ import django_filters
 from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import filters, selectors
-from api.jobs import JobRunDetailSerializer, JobRunSerializer, job_run_detail_data, job_run_location
+from api.jobs import JobRunDetailSerializer, JobRunSerializer, job_run_accepted
 from api.permissions import MayEditSchedulerConfigs, MayViewJobs, OwnerOrMayChange, OwnerOrMayTrigger
 from api.stats import SchedulerBeatSerializer
 from api.throttles import EnqueueThrottle, UserThrottle
@@ -183,9 +183,7 @@ class PeriodicJobViewSet(ListFiltersOnly, viewsets.ModelViewSet):
         job = self.get_object()
         run = periodic_job_trigger_now(job, user=request.user)
         admin_log(request.user, job, CHANGE, f"Run now through the API (run {run.pk}).")
-        return Response(
-            job_run_detail_data(run), status=status.HTTP_202_ACCEPTED, headers={"Location": job_run_location(run)}
-        )
+        return job_run_accepted(run)
 
     @extend_schema(request=None, responses=JobRunSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -9,13 +9,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from api import filters, selectors
 from api.errors import model_errors
-from api.jobs import JobRunDetailSerializer, job_run_detail_data, job_run_location
+from api.jobs import JobRunDetailSerializer, job_run_accepted
 from api.permissions import MayTriggerRuns, OwnerOrMayChange, SchedulerConfigAccess
 from api.throttles import EnqueueThrottle, UserThrottle
 from api.viewsets import ListFiltersOnly
@@ -126,11 +126,7 @@ class ScheduleViewSet(ListFiltersOnly, viewsets.ReadOnlyModelViewSet):
         schedule = self.get_object()
         run = schedule_trigger_now(schedule, user=request.user)
         admin_log(request.user, schedule, CHANGE, f"Run now through the API (run {run.pk}).")
-        return Response(
-            job_run_detail_data(run),
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": job_run_location(run)},
-        )
+        return job_run_accepted(run)
 
 
 class SchedulerConfigSerializer(serializers.ModelSerializer):
