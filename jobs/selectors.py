@@ -318,14 +318,16 @@ def scheduler_state(*, connection=None) -> dict:
         state = "stale"
     else:
         state = "running"
-    counts = {"tier": {}, "periodic": {}}
-    for name, condition in SCHEDULE_STATE_FILTERS.items():
-        by_kind = Schedule.objects.filter(condition).aggregate(
-            tier=Count("pk", filter=Q(periodic_job__isnull=True)),
-            periodic=Count("pk", filter=Q(periodic_job__isnull=False)),
-        )
-        counts["tier"][str(name)] = by_kind["tier"]
-        counts["periodic"][str(name)] = by_kind["periodic"]
+    # One pass over the schedules: a count per (kind, state), each state's filter as SCHEDULE_STATE_FILTERS says.
+    kinds = {"tier": Q(periodic_job__isnull=True), "periodic": Q(periodic_job__isnull=False)}
+    totals = Schedule.objects.aggregate(
+        **{
+            f"{kind}:{name}": Count("pk", filter=condition & is_kind)
+            for kind, is_kind in kinds.items()
+            for name, condition in SCHEDULE_STATE_FILTERS.items()
+        }
+    )
+    counts = {kind: {str(name): totals[f"{kind}:{name}"] for name in SCHEDULE_STATE_FILTERS} for kind in kinds}
     return {
         "state": state,
         "paused": switch.paused,
