@@ -22,16 +22,18 @@ import logging
 import smtplib
 import ssl
 import threading
+from collections import defaultdict
 from contextvars import ContextVar
 from datetime import timedelta
 from email.utils import parseaddr
 from functools import lru_cache
+from typing import NamedTuple
 
 import httpx
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from jobs.errors import PermanentJobError, ProviderRejected, ProviderUnavailable
@@ -71,19 +73,28 @@ def _deliver(notification_id: int, *, claimed_by: str, last_attempt: bool) -> di
     notification = _claim(notification_id, claimed_by)
     if not isinstance(notification, Notification):
         return notification  # nothing to send: why, for the run's result
-    kind = kind_get(notification.kind)
     try:
-        provider_message_id = _SENDERS[notification.channel](notification, kind)
+        sent = notification_send(notification)
     except Exception as exc:
-        raised = _record_failure(notification, exc, last_attempt)
+        raised = notification_failure_record(notification, exc, last_attempt)
         if raised is exc:
             raise
         raise raised from exc
-    now = timezone.now()
-    Notification.objects.filter(pk=notification.pk, status=Status.SENDING, claimed_by=claimed_by).update(
-        status=Status.SENT, sent_at=now, provider_message_id=provider_message_id[:200], error="", updated_at=now
-    )
-    return {"status": Status.SENT, "channel": notification.channel, "provider_message_id": provider_message_id}
+    notifications_sent_record([sent])
+    return {"status": Status.SENT, "channel": notification.channel, "provider_message_id": sent.provider_message_id}
+
+
+class Sent(NamedTuple):
+    """A notification its provider took: what the outcome's record needs."""
+
+    notification: Notification
+    provider_message_id: str
+    delivery: Delivery | None  # a webhook's request and answer, for its delivery row
+
+
+def notification_send(notification: Notification) -> Sent:
+    """Send a claimed notification by its channel and write nothing; raises what the provider's failure was."""
+    return _SENDERS[notification.channel](notification, kind_get(notification.kind))
 
 
 # --- claim -----------------------------------------------------------------------------
@@ -98,40 +109,77 @@ def _claim(notification_id: int, claimed_by: str) -> Notification | dict:
 
 def _claim_locked(notification_id: int, claimed_by: str) -> Notification | dict | str:
     """The claimed notification, or why there is nothing to send: a result (dict) or a failure (str)."""
+    claims = notifications_claim([notification_id], claimed_by)
+    if notification_id not in claims:
+        raise PermanentJobError(f"notification {notification_id} does not exist (deleted?)")
+    return claims[notification_id]
+
+
+def notifications_claim(notification_ids: list[int], claimed_by: str) -> dict[int, Notification | dict | str]:
+    """Claim these notifications in one transaction, each as a single send claims it: by id, the claimed
+    notification (now `sending`), or why there is nothing to send, a result (dict) or a failure (str).
+    Ids that do not exist are left out.
+
+    Rows are locked in id order, so two batches claiming the same notifications in any order queue
+    behind each other instead of deadlocking; each of them then sees what the other did.
+    """
     now = timezone.now()
     with transaction.atomic():
         if connection.vendor == "sqlite":
             # select_for_update does nothing on SQLite, and a transaction that reads, then writes
             # after another connection committed, fails with "database is locked". Writing first
             # takes SQLite's write lock (waiting for it) before anything is read.
-            Notification.objects.filter(pk=notification_id).update(updated_at=now)
-        notification = (
+            Notification.objects.filter(pk__in=notification_ids).update(updated_at=now)
+        notifications = (
             Notification.objects.select_for_update(of=("self",))
             .select_related("recipient", "webhook_endpoint")
-            .filter(pk=notification_id)
-            .first()
+            .filter(pk__in=notification_ids)
+            .order_by("pk")
         )
-        if notification is None:
-            raise PermanentJobError(f"notification {notification_id} does not exist (deleted?)")
-        if notification.status in Notification.FINAL_STATUSES:
-            return {"status": notification.status, "skipped": "already handled"}
-        if notification.status == Status.SENDING:
-            if _claim_is_live(notification.claimed_by, claimed_by):
-                return {"status": Status.SENDING, "skipped": f"run {notification.claimed_by} is sending it"}
-            if notification.channel in AT_MOST_ONCE:
-                _finish(notification, Status.FAILED, _unknown_outcome(notification, "its last attempt stopped"))
-                return notification.reason  # raised once the transaction has committed the status
-            # Email and webhooks: send again, with the same Message-ID / delivery id.
+        claims = {}
+        for notification in notifications:
+            claims[notification.pk] = claim = _claim_decide(notification, claimed_by, now)
+            if isinstance(claim, Notification) and claim.channel == Channel.SMS:
+                # Saved at once: the next text's count of the user's recent texts (the SMS cap) sees it.
+                claim.save(update_fields=["status", "attempts", "claimed_at", "claimed_by", "address", "updated_at"])
+        claimed = [
+            claim for claim in claims.values() if isinstance(claim, Notification) and claim.channel != Channel.SMS
+        ]
+        if claimed:
+            by_address = defaultdict(list)
+            for notification in claimed:
+                by_address[notification.address].append(notification.pk)
+            Notification.objects.filter(pk__in=[notification.pk for notification in claimed]).update(
+                status=Status.SENDING,
+                attempts=F("attempts") + 1,
+                claimed_at=now,
+                claimed_by=claimed_by,
+                address=Case(*(When(pk__in=pks, then=Value(address)) for address, pks in by_address.items())),
+                updated_at=now,
+            )
+    return claims
 
-        reason = _reason_not_to_send(notification, now)
-        if reason:
-            _finish(notification, Status.SUPPRESSED, reason)
-            return {"status": Status.SUPPRESSED, "reason": reason}
-        notification.status = Status.SENDING
-        notification.attempts += 1
-        notification.claimed_at = now
-        notification.claimed_by = claimed_by
-        notification.save(update_fields=["status", "attempts", "claimed_at", "claimed_by", "address", "updated_at"])
+
+def _claim_decide(notification: Notification, claimed_by: str, now) -> Notification | dict | str:
+    """What a claim does with this locked notification; a claimed one comes back ready to send."""
+    if notification.status in Notification.FINAL_STATUSES:
+        return {"status": notification.status, "skipped": "already handled"}
+    if notification.status == Status.SENDING:
+        if _claim_is_live(notification.claimed_by, claimed_by):
+            return {"status": Status.SENDING, "skipped": f"run {notification.claimed_by} is sending it"}
+        if notification.channel in AT_MOST_ONCE:
+            _finish(notification, Status.FAILED, _unknown_outcome(notification, "its last attempt stopped"))
+            return notification.reason  # raised once the transaction has committed the status
+        # Email and webhooks: send again, with the same Message-ID / delivery id.
+
+    reason = _reason_not_to_send(notification, now)
+    if reason:
+        _finish(notification, Status.SUPPRESSED, reason)
+        return {"status": Status.SUPPRESSED, "reason": reason}
+    notification.status = Status.SENDING
+    notification.attempts += 1
+    notification.claimed_at = now
+    notification.claimed_by = claimed_by
     return notification
 
 
@@ -195,6 +243,57 @@ def _unknown_outcome(notification: Notification, what: str) -> str:
 # --- outcome ---------------------------------------------------------------------------
 
 
+def notifications_sent_record(sent: list[Sent]) -> None:
+    """Record sent notifications in one transaction: each webhook's delivery row and its endpoint's
+    breaker reset, then each notification `sent` (by the claim that sent it, and no other)."""
+    now = timezone.now()
+    hooks = [item for item in sent if item.notification.channel == Channel.WEBHOOK]
+    with transaction.atomic():
+        if hooks:
+            endpoints = {item.notification.webhook_endpoint_id for item in hooks}
+            _in_id_order(WebhookEndpoint.objects.filter(pk__in=endpoints, consecutive_failures__gt=0)).update(
+                consecutive_failures=0
+            )
+            WebhookDelivery.objects.bulk_create(
+                [_webhook_delivery_row(item.notification, item.delivery, error="") for item in hooks]
+            )
+        for claimed_by, items in _grouped(sent, lambda item: item.notification.claimed_by).items():
+            message_ids = [When(pk=item.notification.pk, then=Value(item.provider_message_id[:200])) for item in items]
+            claimed = Notification.objects.filter(
+                pk__in=[item.notification.pk for item in items], status=Status.SENDING, claimed_by=claimed_by
+            )
+            _in_id_order(claimed).update(
+                status=Status.SENT, sent_at=now, provider_message_id=Case(*message_ids), error="", updated_at=now
+            )
+
+
+def notification_failure_record(notification: Notification, exc: Exception, last_attempt: bool) -> Exception:
+    """Record a failed attempt as a single send does (a webhook's delivery row and breaker first);
+    return the error the job should raise."""
+    if notification.channel == Channel.WEBHOOK:
+        error = str(exc) or repr(exc)
+        if _webhook_failure_recorded(notification, getattr(exc, "delivery", None), error=error):
+            opened = ProviderRejected(
+                f"{exc}; endpoint disabled after {WEBHOOK_FAILURE_LIMIT} consecutive failed deliveries"
+            )
+            opened.__cause__ = exc
+            exc = opened
+    return _record_failure(notification, exc, last_attempt)
+
+
+def _in_id_order(rows):
+    """These rows, to be written by one statement that locks them in id order first (PostgreSQL):
+    two transactions writing overlapping sets in different orders would deadlock."""
+    return rows.model.objects.filter(pk__in=rows.order_by("pk").select_for_update().values("pk"))
+
+
+def _grouped(items, key) -> dict:
+    groups = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return groups
+
+
 def _record_failure(notification: Notification, exc: Exception, last_attempt: bool) -> Exception:
     """Write a failed attempt to the notification; return the error the job should raise."""
     error = str(exc) or type(exc).__name__
@@ -226,7 +325,7 @@ def _maybe_delivered(exc: Exception) -> bool:
 # --- channels --------------------------------------------------------------------------
 
 
-def _send_email(notification: Notification, kind: Kind) -> str:
+def _send_email(notification: Notification, kind: Kind) -> Sent:
     subject, text, html = render_email(kind, notification.context)
     # Stable across retries and hosts, so a resend after an unknown outcome can be collapsed.
     message_id = f"<notification-{notification.pk}@{_mail_domain()}>"
@@ -246,7 +345,7 @@ def _send_email(notification: Notification, kind: Kind) -> str:
         raise cls(f"mail server answered {exc.smtp_code}: {detail}") from exc
     except (smtplib.SMTPException, OSError) as exc:
         raise ProviderUnavailable(f"mail server unavailable: {exc or type(exc).__name__}") from exc
-    return message_id
+    return Sent(notification, message_id, None)
 
 
 class SharedMailConnection:
@@ -299,11 +398,11 @@ def _mail_domain() -> str:
     return parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "kordant.invalid"
 
 
-def _send_sms(notification: Notification, kind: Kind) -> str:
+def _send_sms(notification: Notification, kind: Kind) -> Sent:
     delivery = _sms_client(
         settings.TWILIO_API_BASE, settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_FROM_NUMBER
     ).send(notification.address, render_sms(kind, notification.context))
-    return delivery.provider_message_id
+    return Sent(notification, delivery.provider_message_id, None)
 
 
 @lru_cache(maxsize=4)
@@ -314,7 +413,7 @@ def _sms_client(base_url: str, account_sid: str, auth_token: str, from_number: s
     )
 
 
-def _send_push(notification: Notification, kind: Kind) -> str:
+def _send_push(notification: Notification, kind: Kind) -> Sent:
     client = _push_client(settings.EXPO_PUSH_URL, settings.EXPO_ACCESS_TOKEN)
     data = {"kind": kind.name, "notification_id": notification.pk}
     title, body = kind.render("push_title", notification.context), kind.render("push_body", notification.context)
@@ -327,7 +426,7 @@ def _send_push(notification: Notification, kind: Kind) -> str:
                 user=notification.recipient, channel=Channel.PUSH, address=notification.address
             ).update(address="")
         raise
-    return delivery.provider_message_id
+    return Sent(notification, delivery.provider_message_id, None)
 
 
 @lru_cache(maxsize=4)
@@ -335,26 +434,18 @@ def _push_client(base_url: str, access_token: str) -> ExpoPush:
     return ExpoPush(base_url=base_url, access_token=access_token or None, verify=_tls())
 
 
-def _send_webhook(notification: Notification, kind: Kind) -> str:
+def _send_webhook(notification: Notification, kind: Kind) -> Sent:
     endpoint = notification.webhook_endpoint
     delivery_id = f"ntf_{notification.pk}"  # the same on every attempt: receivers dedupe on it
-    try:
-        delivery = _webhook_sender().deliver(
-            endpoint.url,
-            endpoint.secret,
-            kind.name,
-            delivery_id,
-            webhook_event(kind, notification),
-            scheme=endpoint.signature_scheme,
-        )
-    except Exception as exc:
-        if _webhook_attempt_recorded(notification, getattr(exc, "delivery", None), error=str(exc) or repr(exc)):
-            raise ProviderRejected(
-                f"{exc}; endpoint disabled after {WEBHOOK_FAILURE_LIMIT} consecutive failed deliveries"
-            ) from exc
-        raise
-    _webhook_attempt_recorded(notification, delivery, error="")
-    return delivery_id
+    delivery = _webhook_sender().deliver(
+        endpoint.url,
+        endpoint.secret,
+        kind.name,
+        delivery_id,
+        webhook_event(kind, notification),
+        scheme=endpoint.signature_scheme,
+    )
+    return Sent(notification, delivery_id, delivery)
 
 
 @lru_cache(maxsize=1)
@@ -362,30 +453,14 @@ def _webhook_sender() -> WebhookSender:
     return WebhookSender(verify=_tls())
 
 
-def _webhook_attempt_recorded(notification: Notification, delivery: Delivery | None, *, error: str) -> bool:
-    """Write the attempt's delivery row and move the endpoint's breaker; True if this attempt opened it."""
+def _webhook_failure_recorded(notification: Notification, delivery: Delivery | None, *, error: str) -> bool:
+    """Write the failed attempt's delivery row and move the endpoint's breaker; True if this attempt opened it."""
     endpoints = WebhookEndpoint.objects.filter(pk=notification.webhook_endpoint_id)
     with transaction.atomic():
         # The count moves in one UPDATE, which also locks the row: written before anything is
-        # read, which SQLite needs (see _claim_locked).
-        if error:
-            endpoints.update(consecutive_failures=F("consecutive_failures") + 1)
-        else:
-            endpoints.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
-        WebhookDelivery.objects.create(
-            endpoint_id=notification.webhook_endpoint_id,
-            notification=notification,
-            attempt=notification.attempts,
-            succeeded=not error,
-            status_code=delivery.status_code if delivery else None,
-            duration_ms=delivery.duration_ms if delivery else None,
-            response_excerpt=delivery.response_excerpt if delivery else "",
-            error=error[:2000],
-            url=notification.address[:500],
-            **_request_as_sent(delivery),
-        )
-        if not error:
-            return False
+        # read, which SQLite needs (see notifications_claim).
+        endpoints.update(consecutive_failures=F("consecutive_failures") + 1)
+        _webhook_delivery_row(notification, delivery, error=error).save(force_insert=True)
         endpoint = endpoints.select_for_update().get()
         opened = endpoint.active and endpoint.consecutive_failures >= WEBHOOK_FAILURE_LIMIT
         if opened:
@@ -408,6 +483,21 @@ def _webhook_attempt_recorded(notification: Notification, delivery: Delivery | N
             )
             logger.warning("webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
     return opened
+
+
+def _webhook_delivery_row(notification: Notification, delivery: Delivery | None, *, error: str) -> WebhookDelivery:
+    return WebhookDelivery(
+        endpoint_id=notification.webhook_endpoint_id,
+        notification=notification,
+        attempt=notification.attempts,
+        succeeded=not error,
+        status_code=delivery.status_code if delivery else None,
+        duration_ms=delivery.duration_ms if delivery else None,
+        response_excerpt=delivery.response_excerpt if delivery else "",
+        error=error[:2000],
+        url=notification.address[:500],
+        **_request_as_sent(delivery),
+    )
 
 
 # Events are small; a body past this is kept cut, with its length, so one row stays readable.
