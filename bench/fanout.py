@@ -180,7 +180,7 @@ def email() -> None:
 def main() -> None:
     print(
         f"   batch size {os.environ.get('NOTIFICATIONS_BATCH_SIZE', 200)}, "
-        f"concurrency {os.environ.get('NOTIFICATIONS_BATCH_CONCURRENCY', 16)} (NOTIFICATIONS_BATCH_*)",
+        f"concurrency {os.environ.get('NOTIFICATIONS_BATCH_CONCURRENCY', 32)} (NOTIFICATIONS_BATCH_*)",
         flush=True,
     )
     webhooks()

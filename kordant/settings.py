@@ -235,7 +235,7 @@ def _whole_number(name: str, default: int, low: int, high: int) -> int:
 # and deliveries in flight at once in one batch. Each in-flight delivery holds a database
 # connection for the batch: size the database's connection limit for workers x concurrency.
 NOTIFICATIONS_BATCH_SIZE = _whole_number("NOTIFICATIONS_BATCH_SIZE", 200, 1, 1000)
-NOTIFICATIONS_BATCH_CONCURRENCY = _whole_number("NOTIFICATIONS_BATCH_CONCURRENCY", 16, 1, 64)
+NOTIFICATIONS_BATCH_CONCURRENCY = _whole_number("NOTIFICATIONS_BATCH_CONCURRENCY", 32, 1, 64)
 
 # RemoveBrokers (scanners/removebrokers/): per-request HTTP timeout to brokers (s), days
 # before a submitted opt-out is re-checked (a broker may override), days before the

@@ -22,7 +22,6 @@ import logging
 import smtplib
 import ssl
 import threading
-from collections import defaultdict
 from contextvars import ContextVar
 from datetime import timedelta
 from email.utils import parseaddr
@@ -33,9 +32,10 @@ import httpx
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.utils import timezone
 
+from jobs.bulk import bulk_insert, bulk_update_rows
 from jobs.errors import PermanentJobError, ProviderRejected, ProviderUnavailable
 from jobs.models import JobRun
 from kordant.outbound import Delivery
@@ -57,6 +57,10 @@ AT_MOST_ONCE = frozenset({Channel.SMS, Channel.PUSH})
 WEBHOOK_FAILURE_LIMIT = 5
 # Errors raised before the request left the machine: nothing can have been delivered.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class EndpointDisabled(ProviderRejected):
+    """This failed webhook delivery opened its endpoint's circuit breaker: nothing more is sent to it."""
 
 
 def notification_deliver(notification_id: int, *, claimed_by: str, last_attempt: bool) -> dict:
@@ -130,37 +134,49 @@ def notifications_claim(notification_ids: list[int], claimed_by: str) -> dict[in
             # after another connection committed, fails with "database is locked". Writing first
             # takes SQLite's write lock (waiting for it) before anything is read.
             Notification.objects.filter(pk__in=notification_ids).update(updated_at=now)
-        notifications = (
+        notifications = list(
             Notification.objects.select_for_update(of=("self",))
             .select_related("recipient", "webhook_endpoint")
             .filter(pk__in=notification_ids)
             .order_by("pk")
         )
+        preferences = _preferences_of(notifications)
         claims = {}
         for notification in notifications:
-            claims[notification.pk] = claim = _claim_decide(notification, claimed_by, now)
+            claims[notification.pk] = claim = _claim_decide(notification, claimed_by, now, preferences)
             if isinstance(claim, Notification) and claim.channel == Channel.SMS:
                 # Saved at once: the next text's count of the user's recent texts (the SMS cap) sees it.
-                claim.save(update_fields=["status", "attempts", "claimed_at", "claimed_by", "address", "updated_at"])
+                claim.save(update_fields=_CLAIM_FIELDS)
         claimed = [
             claim for claim in claims.values() if isinstance(claim, Notification) and claim.channel != Channel.SMS
         ]
-        if claimed:
-            by_address = defaultdict(list)
-            for notification in claimed:
-                by_address[notification.address].append(notification.pk)
-            Notification.objects.filter(pk__in=[notification.pk for notification in claimed]).update(
-                status=Status.SENDING,
-                attempts=F("attempts") + 1,
-                claimed_at=now,
-                claimed_by=claimed_by,
-                address=Case(*(When(pk__in=pks, then=Value(address)) for address, pks in by_address.items())),
-                updated_at=now,
-            )
+        bulk_update_rows(
+            Notification,
+            _CLAIM_FIELDS,
+            [(claim.pk, *(getattr(claim, name) for name in _CLAIM_FIELDS)) for claim in claimed],
+        )
     return claims
 
 
-def _claim_decide(notification: Notification, claimed_by: str, now) -> Notification | dict | str:
+_CLAIM_FIELDS = ["status", "attempts", "claimed_at", "claimed_by", "address", "updated_at"]
+_SENT_FIELDS = ["status", "sent_at", "provider_message_id", "error", "updated_at"]
+
+
+def _preferences_of(notifications: list[Notification]) -> dict[tuple[int, str], NotificationPreference]:
+    """The e-mail and push preferences of these notifications' recipients, by (user, channel), in one query.
+    (An SMS reads its preference under a lock, for the SMS cap; a webhook has none.)"""
+    wanted = {(n.recipient_id, n.channel) for n in notifications if n.channel in (Channel.EMAIL, Channel.PUSH)}
+    if not wanted:
+        return {}
+    rows = NotificationPreference.objects.filter(
+        user_id__in={user for user, _ in wanted}, channel__in={channel for _, channel in wanted}
+    )
+    return {(row.user_id, row.channel): row for row in rows}
+
+
+def _claim_decide(
+    notification: Notification, claimed_by: str, now, preferences: dict[tuple[int, str], NotificationPreference]
+) -> Notification | dict | str:
     """What a claim does with this locked notification; a claimed one comes back ready to send."""
     if notification.status in Notification.FINAL_STATUSES:
         return {"status": notification.status, "skipped": "already handled"}
@@ -172,7 +188,7 @@ def _claim_decide(notification: Notification, claimed_by: str, now) -> Notificat
             return notification.reason  # raised once the transaction has committed the status
         # Email and webhooks: send again, with the same Message-ID / delivery id.
 
-    reason = _reason_not_to_send(notification, now)
+    reason = _reason_not_to_send(notification, now, preferences)
     if reason:
         _finish(notification, Status.SUPPRESSED, reason)
         return {"status": Status.SUPPRESSED, "reason": reason}
@@ -180,6 +196,7 @@ def _claim_decide(notification: Notification, claimed_by: str, now) -> Notificat
     notification.attempts += 1
     notification.claimed_at = now
     notification.claimed_by = claimed_by
+    notification.updated_at = now
     return notification
 
 
@@ -191,7 +208,9 @@ def _claim_is_live(previous: str, current: str) -> bool:
     return JobRun.objects.filter(pk=previous_run, status=JobRun.Status.RUNNING).exists()
 
 
-def _reason_not_to_send(notification: Notification, now) -> str:
+def _reason_not_to_send(
+    notification: Notification, now, preferences: dict[tuple[int, str], NotificationPreference]
+) -> str:
     """Why this notification must not go out now (and never will), or ""; sets the address it goes to."""
     channel = notification.channel
     if channel == Channel.WEBHOOK:
@@ -200,11 +219,15 @@ def _reason_not_to_send(notification: Notification, now) -> str:
             return f"webhook endpoint disabled: {endpoint.disabled_reason or 'by staff'}"
         notification.address = endpoint.url
         return ""
-    preferences = NotificationPreference.objects.filter(user=notification.recipient, channel=channel)
     if channel == Channel.SMS:
         # Locked so that two workers counting recent texts cannot both see room for one more.
-        preferences = preferences.select_for_update()
-    preference = preferences.first()
+        preference = (
+            NotificationPreference.objects.select_for_update()
+            .filter(user=notification.recipient, channel=channel)
+            .first()
+        )
+    else:
+        preference = preferences.get((notification.recipient_id, channel))
     address = channel_address(notification.recipient, channel, preference)
     if not address:
         turned_off = preference is not None and not preference.enabled
@@ -245,7 +268,7 @@ def _unknown_outcome(notification: Notification, what: str) -> str:
 
 def notifications_sent_record(sent: list[Sent]) -> None:
     """Record sent notifications in one transaction: each webhook's delivery row and its endpoint's
-    breaker reset, then each notification `sent` (by the claim that sent it, and no other)."""
+    breaker reset, then each notification `sent`, by the claim that sent it and no other."""
     now = timezone.now()
     hooks = [item for item in sent if item.notification.channel == Channel.WEBHOOK]
     with transaction.atomic():
@@ -254,17 +277,22 @@ def notifications_sent_record(sent: list[Sent]) -> None:
             _in_id_order(WebhookEndpoint.objects.filter(pk__in=endpoints, consecutive_failures__gt=0)).update(
                 consecutive_failures=0
             )
-            WebhookDelivery.objects.bulk_create(
-                [_webhook_delivery_row(item.notification, item.delivery, error="") for item in hooks]
+            bulk_insert(
+                WebhookDelivery, [_webhook_delivery_row(item.notification, item.delivery, error="") for item in hooks]
             )
-        for claimed_by, items in _grouped(sent, lambda item: item.notification.claimed_by).items():
-            message_ids = [When(pk=item.notification.pk, then=Value(item.provider_message_id[:200])) for item in items]
-            claimed = Notification.objects.filter(
-                pk__in=[item.notification.pk for item in items], status=Status.SENDING, claimed_by=claimed_by
-            )
-            _in_id_order(claimed).update(
-                status=Status.SENT, sent_at=now, provider_message_id=Case(*message_ids), error="", updated_at=now
-            )
+        # Locked in id order, as claims lock them: still sending, and by whom.
+        claims = dict(
+            Notification.objects.select_for_update()
+            .filter(pk__in=[item.notification.pk for item in sent], status=Status.SENDING)
+            .order_by("pk")
+            .values_list("pk", "claimed_by")
+        )
+        rows = [
+            (item.notification.pk, Status.SENT, now, item.provider_message_id[:200], "", now)
+            for item in sent
+            if claims.get(item.notification.pk) == item.notification.claimed_by
+        ]
+        bulk_update_rows(Notification, _SENT_FIELDS, rows)
 
 
 def notification_failure_record(notification: Notification, exc: Exception, last_attempt: bool) -> Exception:
@@ -273,7 +301,7 @@ def notification_failure_record(notification: Notification, exc: Exception, last
     if notification.channel == Channel.WEBHOOK:
         error = str(exc) or repr(exc)
         if _webhook_failure_recorded(notification, getattr(exc, "delivery", None), error=error):
-            opened = ProviderRejected(
+            opened = EndpointDisabled(
                 f"{exc}; endpoint disabled after {WEBHOOK_FAILURE_LIMIT} consecutive failed deliveries"
             )
             opened.__cause__ = exc
@@ -285,13 +313,6 @@ def _in_id_order(rows):
     """These rows, to be written by one statement that locks them in id order first (PostgreSQL):
     two transactions writing overlapping sets in different orders would deadlock."""
     return rows.model.objects.filter(pk__in=rows.order_by("pk").select_for_update().values("pk"))
-
-
-def _grouped(items, key) -> dict:
-    groups = defaultdict(list)
-    for item in items:
-        groups[key(item)].append(item)
-    return groups
 
 
 def _record_failure(notification: Notification, exc: Exception, last_attempt: bool) -> Exception:

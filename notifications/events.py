@@ -284,6 +284,21 @@ def event_sequence_after(notification_id: int) -> None:
         event_sequence_next(row[0], row[1])
 
 
+def event_sequences_after(notification_ids: list[int]) -> None:
+    """`event_sequence_after` for many notifications, with one query to find the resource events among them."""
+    if not notification_ids:
+        return
+    final = (
+        Notification.objects.filter(
+            pk__in=notification_ids, sequence_key__isnull=False, status__in=Notification.FINAL_STATUSES
+        )
+        .values_list("webhook_endpoint_id", "sequence_key")
+        .distinct()
+    )
+    for endpoint_id, sequence_key in list(final):
+        event_sequence_next(endpoint_id, sequence_key)
+
+
 def event_sequences_restart() -> int:
     """`event_sequence_next` for every sequence with a waiting event (a lost hand-over); how many restarted."""
     stuck = (

@@ -240,6 +240,64 @@ def test_the_circuit_breaker_opens_after_five_consecutive_failures_when_deliveri
     assert statuses <= {"failed", "suppressed"} and "queued" not in statuses
 
 
+def test_deliveries_claimed_ahead_are_not_sent_once_their_endpoints_breaker_opens(run_worker, httpserver, settings):
+    # One sender, and the batch claims a chunk ahead of it: the fifth failure opens the breaker, and what
+    # was claimed ahead for that endpoint goes back to the queue instead of to the dead receiver.
+    settings.NOTIFICATIONS_BATCH_CONCURRENCY = 1
+
+    def slow_refusal(request, number):
+        time.sleep(0.1)  # the batch claims the next one while this is in flight
+        return Response("receiver says 503", status=503)
+
+    received = serve_in_turn(httpserver, "/hooks", slow_refusal)
+    owner = UserFactory(email="ops@customer.example")
+    endpoint = WebhookEndpoint.objects.create(owner=owner, url=httpserver.url_for("/hooks"))
+    notify_many([owner] * 12, kinds.REMOVEBROKERS_CONFIRMED, CONFIRMED, channels=["webhook"])
+
+    run_worker()
+
+    assert len(received) == 5
+    never_sent = Notification.objects.filter(webhook_endpoint=endpoint, attempts=0)
+    # Claimed before the breaker opened: back in the queue, never sent. Claimed after: suppressed.
+    assert never_sent.count() == 7 and never_sent.filter(status="queued").exists()
+    assert set(never_sent.values_list("status", flat=True)) == {"queued", "suppressed"}
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        delayed_runs_push_due()
+        run_worker()
+    assert len(received) == 5
+    assert set(never_sent.values_list("status", flat=True)) == {"suppressed"}
+
+
+def test_a_batch_writes_its_emails_and_webhooks_a_chunk_per_statement(receiver, httpserver, monkeypatch, settings):
+    # The senders only send; the batch's own thread claims and records many notifications per statement.
+    # One at a time, each cost eight statements or more (claim, delivery row, breaker, status): now under two.
+    from django.db.backends import utils
+
+    from notifications.batch import notifications_deliver_batch
+
+    received = receiver(200)
+    owners = webhook_owners(httpserver.url_for("/hooks"), 24)
+    created = notify_many(owners, kinds.REMOVEBROKERS_CONFIRMED, CONFIRMED, channels=["webhook", "email"])
+    statements = []
+    execute = utils.CursorWrapper._execute_with_wrappers
+
+    def counted(self, sql, *args, **kwargs):
+        statements.append(sql)
+        return execute(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(utils.CursorWrapper, "_execute_with_wrappers", counted)
+
+    result = notifications_deliver_batch([n.pk for n in created], claimed_by="1:1", last_attempt=True, concurrency=8)
+
+    assert result["sent"] == 48 and len(received) == 24 and len(mail.outbox) == 24
+    assert len(statements) < 2 * len(created), statements
+    rows = Notification.objects.values_list("pk", "channel", "status", "attempts", "provider_message_id")
+    for pk, channel, status, attempts, provider_message_id in rows:
+        assert (status, attempts) == ("sent", 1)
+        assert provider_message_id == (f"ntf_{pk}" if channel == "webhook" else f"<notification-{pk}@kordant.example>")
+    assert WebhookDelivery.objects.filter(succeeded=True, status_code=200).count() == 24
+
+
 def test_sms_and_push_claimed_by_an_attempt_that_crashed_are_never_resent(run_worker, httpserver, settings):
     settings.TWILIO_API_BASE = settings.EXPO_PUSH_URL = httpserver.url_for("")
     settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = "AC" + "0123456789abcdef" * 2, "token"
