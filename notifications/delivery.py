@@ -273,16 +273,22 @@ def notifications_sent_record(sent: list[Sent]) -> None:
     hooks = [item for item in sent if item.notification.channel == Channel.WEBHOOK]
     with transaction.atomic():
         if hooks:
-            endpoints = {item.notification.webhook_endpoint_id for item in hooks}
-            _in_id_order(WebhookEndpoint.objects.filter(pk__in=endpoints, consecutive_failures__gt=0)).update(
-                consecutive_failures=0
+            # Breakers to reset: locked in id order, so two batches resetting overlapping sets cannot deadlock
+            # (and as UPDATE locks them, no_key, so the delivery rows' foreign keys do not wait on it).
+            failing = list(
+                WebhookEndpoint.objects.select_for_update(no_key=True)
+                .filter(pk__in={item.notification.webhook_endpoint_id for item in hooks}, consecutive_failures__gt=0)
+                .order_by("pk")
+                .values_list("pk", flat=True)
             )
+            if failing:
+                WebhookEndpoint.objects.filter(pk__in=failing).update(consecutive_failures=0)
             bulk_insert(
                 WebhookDelivery, [_webhook_delivery_row(item.notification, item.delivery, error="") for item in hooks]
             )
         # Locked in id order, as claims lock them: still sending, and by whom.
         claims = dict(
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(no_key=True)
             .filter(pk__in=[item.notification.pk for item in sent], status=Status.SENDING)
             .order_by("pk")
             .values_list("pk", "claimed_by")
@@ -307,12 +313,6 @@ def notification_failure_record(notification: Notification, exc: Exception, last
             opened.__cause__ = exc
             exc = opened
     return _record_failure(notification, exc, last_attempt)
-
-
-def _in_id_order(rows):
-    """These rows, to be written by one statement that locks them in id order first (PostgreSQL):
-    two transactions writing overlapping sets in different orders would deadlock."""
-    return rows.model.objects.filter(pk__in=rows.order_by("pk").select_for_update().values("pk"))
 
 
 def _record_failure(notification: Notification, exc: Exception, last_attempt: bool) -> Exception:

@@ -134,7 +134,15 @@ class WebhookSender(ProviderClient):
     def __init__(self, timeout: float = DELIVERY_TIMEOUT, verify: ssl.SSLContext | bool = True):
         self.timeout = timeout
         super().__init__(
-            httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False, verify=verify)
+            httpx.Client(
+                timeout=timeout,
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+                verify=verify,
+                # A fan-out batch keeps up to 64 deliveries in flight (NOTIFICATIONS_BATCH_CONCURRENCY):
+                # httpx's default keeps 20 connections alive, so the rest would reconnect on every event.
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
+            )
         )
 
     def deliver(
