@@ -401,6 +401,50 @@ def test_a_worker_killed_mid_batch_never_resends_the_text_it_was_sending(
     assert runs_of(BATCH_JOB).get().status == "completed"
 
 
+def test_a_worker_killed_mid_batch_loses_no_webhook_and_resends_only_under_the_same_id(
+    worker_process, run_worker, httpserver, monkeypatch
+):
+    # Real processes: a worker delivering a batch of webhooks four at a time is SIGKILLed (with its work
+    # horse) while the receiver holds the tenth and later requests. Some were recorded, some sent and not
+    # yet recorded, some in flight, some claimed ahead, the rest never reached.
+    monkeypatch.setenv("NOTIFICATIONS_BATCH_CONCURRENCY", "4")
+    tenth_arrived, release = threading.Event(), threading.Event()
+
+    def answer(request, number):
+        if number >= 10:
+            tenth_arrived.set()
+            release.wait(10)
+        return Response("ok")
+
+    received = serve_in_turn(httpserver, "/hooks", answer)
+    owners = webhook_owners(httpserver.url_for("/hooks"), 30)
+    created = notify_many(owners, kinds.REMOVEBROKERS_CONFIRMED, CONFIRMED, channels=["webhook"])
+    (batch,) = runs_of(BATCH_JOB)
+
+    worker = worker_process()
+    try:
+        assert tenth_arrived.wait(30), "the worker never reached the tenth webhook"
+        horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        for pid in [worker.pid, *map(int, horses)]:
+            os.kill(pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        release.set()
+    assert job_runs_recover().lost == [str(batch.pk)]
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        assert delayed_runs_push_due() == 1
+        run_worker()
+
+    delivery_ids = [request.headers["Kordant-Delivery"] for request in received]
+    assert set(delivery_ids) == {f"ntf_{n.pk}" for n in created}  # none lost
+    assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
+    # At least once: what was in flight or sent but unrecorded went again, under the same id.
+    twice = [delivery_id for delivery_id in set(delivery_ids) if delivery_ids.count(delivery_id) > 1]
+    assert len(delivery_ids) == 30 + len(twice) and len(twice) <= 2 * 4
+    assert runs_of(BATCH_JOB).get().status == "completed"
+
+
 def test_the_sms_cap_holds_when_a_users_texts_are_claimed_at_once(run_worker, httpserver, settings):
     settings.NOTIFICATIONS_SMS_PER_HOUR = 3
     settings.NOTIFICATIONS_BATCH_CONCURRENCY = 8
