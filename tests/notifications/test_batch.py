@@ -351,6 +351,24 @@ def test_a_batch_killed_midway_loses_nothing_and_resends_no_email_it_had_sent(ru
     assert runs_of(BATCH_JOB).get().result["skipped"] == 2
 
 
+def killed_mid_batch_then_retried(worker_process, run_worker, batch, *, reached, release) -> None:
+    """Start a worker; once `reached` is set, SIGKILL it with its work horse, then let the receiver go.
+    The batch's run is found lost and retried on its backoff by a burst worker."""
+    worker = worker_process()
+    try:
+        assert reached.wait(30), "the worker never got that far"
+        horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+        for pid in [worker.pid, *map(int, horses)]:
+            os.kill(pid, signal.SIGKILL)
+        worker.wait(10)
+    finally:
+        release.set()
+    assert job_runs_recover().lost == [str(batch.pk)]
+    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+        assert delayed_runs_push_due() == 1
+        run_worker()
+
+
 def test_a_worker_killed_mid_batch_never_resends_the_text_it_was_sending(
     worker_process, run_worker, httpserver, settings, monkeypatch
 ):
@@ -375,21 +393,8 @@ def test_a_worker_killed_mid_batch_never_resends_the_text_it_was_sending(
     notify_many(texters, kinds.REMINDER, REMIND, channels=["sms"])
     (batch,) = runs_of(BATCH_JOB)
 
-    worker = worker_process()
-    try:
-        assert third_arrived.wait(30), "the worker never reached the third text"
-        horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-        for pid in [worker.pid, *map(int, horses)]:
-            os.kill(pid, signal.SIGKILL)
-        worker.wait(10)
-    finally:
-        release.set()
+    killed_mid_batch_then_retried(worker_process, run_worker, batch, reached=third_arrived, release=release)
     in_doubt = texts[2].form["To"]
-    assert job_runs_recover().lost == [str(batch.pk)]
-
-    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
-        assert delayed_runs_push_due() == 1
-        run_worker()
 
     by_phone = {}
     for request in texts:
@@ -421,20 +426,7 @@ def test_a_worker_killed_mid_batch_loses_no_webhook_and_resends_only_under_the_s
     created = notify_many(owners, kinds.REMOVEBROKERS_CONFIRMED, CONFIRMED, channels=["webhook"])
     (batch,) = runs_of(BATCH_JOB)
 
-    worker = worker_process()
-    try:
-        assert tenth_arrived.wait(30), "the worker never reached the tenth webhook"
-        horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
-        for pid in [worker.pid, *map(int, horses)]:
-            os.kill(pid, signal.SIGKILL)
-        worker.wait(10)
-    finally:
-        release.set()
-    assert job_runs_recover().lost == [str(batch.pk)]
-
-    with time_machine.travel(timezone.now() + timedelta(minutes=2)):
-        assert delayed_runs_push_due() == 1
-        run_worker()
+    killed_mid_batch_then_retried(worker_process, run_worker, batch, reached=tenth_arrived, release=release)
 
     delivery_ids = [request.headers["Kordant-Delivery"] for request in received]
     assert set(delivery_ids) == {f"ntf_{n.pk}" for n in created}  # none lost
