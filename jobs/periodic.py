@@ -56,7 +56,9 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
         return []
     now = timezone.now()
     rows = [_column_values(fields, now) for fields in jobs]
-    found, payload_texts = _errors_of_each(rows)
+    found, payload_texts, restated = _errors_of_each(rows)
+    if restated:  # values given in another form than a save would store (7 for a name "7")
+        rows = [restated.get(index, row) for index, row in enumerate(rows)]
     errors = {f"jobs[{index}]": messages for index, messages in found.items()}
     # (owner, name) pairs, as names by owner: strings, not 10,000 tuples for the collector.
     seen: dict[int | None, set[str]] = {}
@@ -92,7 +94,8 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
 
 
 def _add_names_taken(errors: dict[str, list[str]], rows: list[tuple], seen: dict[int | None, set[str]]) -> None:
-    taken = _names_taken({(owner, name) for owner, names in seen.items() for name in names})
+    # Only a name that could be stored can be taken (None, say, is refused by full_clean).
+    taken = _names_taken({(owner, name) for owner, names in seen.items() for name in names if isinstance(name, str)})
     for index, row in enumerate(rows):
         if (row[_OWNER], row[_NAME]) in taken:
             errors.setdefault(f"jobs[{index}]", []).append(f"name: a periodic job named {row[_NAME]!r} exists already.")
@@ -188,9 +191,10 @@ def _surely_clean_json(field) -> Callable[[object], str | None] | None:
     return text
 
 
-def _errors_of_each(rows: list[tuple]) -> tuple[dict[int, list[str]], list[str | None]]:
+def _errors_of_each(rows: list[tuple]) -> tuple[dict[int, list[str]], list[str | None], dict[int, tuple]]:
     """What `full_clean` (less uniqueness, checked in bulk) says of each job, as "field: message"
-    lines by index; and each payload's JSON text (None where it was not made).
+    lines by index; each payload's JSON text (None where it was not made); and, for the clean
+    rows whose cleaned values differ from the given ones, the values full_clean leaves to save.
 
     Django's checks of the fields shared by many rows (about 50 microseconds a row in all)
     run once per distinct combination of them, on an instance shared by those rows. A row
@@ -213,6 +217,7 @@ def _errors_of_each(rows: list[tuple]) -> tuple[dict[int, list[str]], list[str |
     shared: dict[tuple, _Shared] = {}
     found: dict[int, list[str]] = {}
     texts: list[str | None] = []
+    restated: dict[int, tuple] = {}
     for index, row in enumerate(rows):
         key = (scalars(row), *[repr(row[i]) for i in json_columns])
         group = shared.get(key)
@@ -227,11 +232,17 @@ def _errors_of_each(rows: list[tuple]) -> tuple[dict[int, list[str]], list[str |
             and description_ok(row[description_at])
             and group.schema_takes(row[payload_at])
         ):
+            if not group.as_given:
+                restated[index] = tuple(
+                    row[i] if i in (name_at, description_at, payload_at) else v for i, v in enumerate(group.cleaned)
+                )
             continue
         messages = _row_errors(group, row, per_row)
         if messages:
             found[index] = [f"{field}: {' '.join(lines)}" for field, lines in messages.items()]
-    return found, texts
+        else:
+            restated[index] = tuple(getattr(group.job, attname) for attname in _COLUMNS)
+    return found, texts, restated
 
 
 class _Shared:
@@ -241,6 +252,14 @@ class _Shared:
     def __init__(self, row: tuple):
         self.job = PeriodicJob(**dict(zip(_COLUMNS, row, strict=True)))
         self.messages = _messages(self.job.clean_fields, exclude=[*_PER_ROW_FIELDS, "id"])
+        # The shared values as full_clean leaves them (to_python'd: "3" -> 3), and whether
+        # they are the given ones, type and all.
+        self.cleaned = tuple(getattr(self.job, attname) for attname in _COLUMNS)
+        self.as_given = all(
+            type(value) is type(given) and value == given
+            for value, given, field in zip(self.cleaned, row, _FIELDS, strict=True)
+            if field.name not in _PER_ROW_FIELDS
+        )
         self.clean_passed = False
         job_type = row[_JOB_TYPE]
         self.validate = registry.get(job_type).validate if isinstance(job_type, str) and job_type in registry else None
@@ -257,7 +276,7 @@ def _row_errors(group: _Shared, row: tuple, per_row: list) -> dict[str, list[str
     """full_clean's errors for one row, as Django's own checks word them: the fields' in field
     order, then clean()'s, added to a field's own."""
     job = group.job
-    field_errors = dict(group.messages)
+    field_errors = {name: list(lines) for name, lines in group.messages.items()}  # extended below
     for field, at in per_row:  # as Model.clean_fields does, for these fields only
         raw = row[at]
         setattr(job, field.attname, raw)
