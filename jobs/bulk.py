@@ -4,9 +4,8 @@ Django's bulk_create builds one SQL placeholder per field per row, which costs m
 than the database's own work for wide rows; fan-out of 10,000 runs felt it.
 """
 
-import json
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -170,15 +169,16 @@ def bulk_insert_values(
     rows: list[tuple],
     *,
     returning: bool = True,
-    json_text: Collection[str] = (),
+    json_texts: Mapping[str, Sequence[str | None]] | None = None,
 ) -> list:
     """Insert rows given as tuples of column values (every column but an integer primary key);
     return the primary keys the database assigned, in order (or [] when not `returning`).
 
     On PostgreSQL the keys are drawn from the table's sequence in one query and the rows
-    COPYed, with no model instances at all; elsewhere bulk_create does both. The JSON
-    columns named in `json_text` hold JSON text made already (while validating the values,
-    say), written as it is instead of serialised a second time.
+    COPYed, with no model instances at all; elsewhere bulk_create does both. `json_texts`
+    may give a JSON column's values as JSON text made already (while validating them, say),
+    row by row: PostgreSQL is sent that text instead of the values serialised a second time
+    (None in it: serialise that row's value).
     """
     if not rows:
         return []
@@ -186,10 +186,7 @@ def bulk_insert_values(
     meta = model._meta
     fields_by_attname = {field.attname: field for field in meta.concrete_fields}
     json_columns = [i for i, name in enumerate(attnames) if isinstance(fields_by_attname[name], models.JSONField)]
-    texts = [i for i in json_columns if attnames[i] in json_text]
     if connection.vendor != "postgresql":
-        if texts:
-            rows = [[json.loads(value) if i in texts else value for i, value in enumerate(row)] for row in rows]
         objs = [model(**dict(zip(attnames, row, strict=True))) for row in rows]
         model.objects.bulk_create(objs, batch_size=2000)
         return [obj.pk for obj in objs] if returning else []
@@ -199,12 +196,13 @@ def bulk_insert_values(
     adapters = []
     for index in json_columns:
         field = fields_by_attname[attnames[index]]
-        if index in texts:
-            adapt = _jsonb_text
+        texts = (json_texts or {}).get(attnames[index])
+        if texts is not None:
+            adapt = partial(_jsonb_text, texts)
         elif field.encoder is None:
             adapt = _jsonb
         else:
-            adapt = partial(field.get_db_prep_save, connection=connection)
+            adapt = _ignoring_row(partial(field.get_db_prep_save, connection=connection))
         adapters.append((index + returning, adapt))  # after the primary key, when there is one
     names = [meta.pk.attname, *attnames] if returning else attnames
     columns = ", ".join(connection.ops.quote_name(fields_by_attname[name].column) for name in names)
@@ -231,7 +229,7 @@ def bulk_insert_values(
                 if adapters:
                     row = [pks[index], *row] if returning else list(row)
                     for at, adapt in adapters:
-                        row[at] = adapt(row[at])
+                        row[at] = adapt(row[at], index)
                 elif returning:
                     row = (pks[index], *row)
                 copy.write_row(row)
@@ -242,12 +240,19 @@ def _as_is(text: str) -> str:
     return text
 
 
-def _jsonb(value) -> Jsonb | None:
+def _jsonb(value, row: int) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
-def _jsonb_text(text: str | None) -> Jsonb | None:
-    return None if text is None else Jsonb(text, _as_is)
+def _jsonb_text(texts: Sequence[str | None], value, row: int) -> Jsonb | None:
+    text = texts[row]
+    if text is None:
+        return _jsonb(value, row)
+    return Jsonb(text, _as_is)
+
+
+def _ignoring_row(adapt: Callable[[Any], Any]) -> Callable[[Any, int], Any]:
+    return lambda value, row: adapt(value)
 
 
 def bulk_insert_ignore(model: type[models.Model], attnames: list[str], rows: list[tuple]) -> int:

@@ -70,14 +70,10 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
     if errors:
         _add_names_taken(errors, rows, seen)
         raise ValidationError(errors)
-    # The payload as the JSON text made when it was validated: serialised once.
-    rows = [
-        (*row[:_PAYLOAD], json.dumps(row[_PAYLOAD]) if text is None else text, *row[_PAYLOAD + 1 :])
-        for row, text in zip(rows, payload_texts, strict=True)
-    ]
     try:
         with transaction.atomic():
-            ids = bulk_insert_values(PeriodicJob, _COLUMNS, rows, json_text=["payload"])
+            # The payloads as the JSON text made when they were checked: serialised once.
+            ids = bulk_insert_values(PeriodicJob, _COLUMNS, rows, json_texts={"payload": payload_texts})
             for start in range(0, len(rows), _CHUNK):
                 periodic_schedules_create(
                     (pk, row[_JOB_TYPE], row[_FREQUENCY], row[_CRON], row[_TIMEZONE], row[_ENABLED])

@@ -62,6 +62,13 @@ def full_clean_outcome(jobs: list[dict]):
     refused = {index: lines for index, (lines, _) in enumerate(checked) if lines}
     if refused:
         return "refused", refused
+    try:  # what full_clean passes, the database may still refuse (a description of None)
+        with transaction.atomic():
+            for _, job in checked:
+                job.save()
+            transaction.set_rollback(True)
+    except Exception as exc:  # create_many must raise the same
+        return "raised", type(exc)
     return "stored", [(job.name, job.payload) for _, job in checked]  # as cleaned, as a save stores them
 
 
