@@ -183,7 +183,7 @@ _NEW_PERIODIC_SCHEDULE_FIELDS = [
 ]
 
 
-def periodic_schedules_create(jobs: list[tuple], *, clock: _SyncClock | None = None) -> SyncReport:
+def periodic_schedules_create(jobs: Iterable[tuple], *, clock: _SyncClock | None = None) -> SyncReport:
     """Schedule rows for periodic jobs that have none, given as (pk, job_type, frequency, cron,
     timezone, enabled); their entries after commit. A constant number of queries and Redis calls."""
     clock = clock or _SyncClock(timezone.now())
