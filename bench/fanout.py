@@ -179,7 +179,7 @@ def email() -> None:
 
 def main() -> None:
     print(
-        f"   batch size {os.environ.get('NOTIFICATIONS_BATCH_SIZE', 200)}, "
+        f"   batch size {os.environ.get('NOTIFICATIONS_BATCH_SIZE', 500)}, "
         f"concurrency {os.environ.get('NOTIFICATIONS_BATCH_CONCURRENCY', 32)} (NOTIFICATIONS_BATCH_*)",
         flush=True,
     )
