@@ -66,7 +66,7 @@ MAX_BATCH = 1000
 _SHOWN_ERRORS = 5  # per-notification errors quoted in the run's result or error
 _CANCEL_POLL = 0.5  # seconds between looks at whether the run was cancelled
 _RECORD_WITHIN = 0.1  # seconds a success may wait to be recorded with the next ones
-_UNSENT = object()  # a sender's answer for a claimed notification it did not send (the batch stopped)
+_UNSENT = object()  # a sender's answer for a claimed notification it did not send (stopped, or breaker open)
 
 
 def notifications_deliver_batch(
@@ -90,7 +90,7 @@ def notifications_deliver_batch(
     with mail_connection_shared():
         # Started from a copy of this context, the senders see the batch's shared mail connection.
         batch.run(cancelled)
-    if batch.stopped:
+    if batch.cancelled:
         # Cancelled: what it never reached stays queued, and notifications.reconcile fails it once the
         # run has ended (a cancelled fan-out is not sent later by surprise).
         reached = sum(1 for pk in ids if pk in outcome)
@@ -113,7 +113,7 @@ class _Batch:
         self.sent: list[Sent] = []  # reported sent, not yet recorded
         self.sent_since = 0.0  # when the oldest of them was reported
         self.stop = threading.Event()
-        self.stopped = False
+        self.cancelled = False  # by the operator (a stop may also be a timeout or an error)
         self.disabled: set[int] = set()  # webhook endpoints whose breaker a delivery of this batch opened
 
     def run(self, cancelled: Callable[[], bool]) -> None:
@@ -169,7 +169,7 @@ class _Batch:
                 next_look = time.monotonic() + _CANCEL_POLL
                 if not self.stop.is_set() and cancelled():
                     self.stop.set()  # the operator cancelled the run: start nothing new
-                    self.stopped = True
+                    self.cancelled = True
         self._record_sent()
 
     def _patience(self, next_look: float) -> float:
