@@ -105,18 +105,14 @@ def notification_send(notification: Notification) -> Sent:
 
 
 def _claim(notification_id: int, claimed_by: str) -> Notification | dict:
-    outcome = _claim_locked(notification_id, claimed_by)
-    if isinstance(outcome, str):
-        raise PermanentJobError(outcome)
-    return outcome
-
-
-def _claim_locked(notification_id: int, claimed_by: str) -> Notification | dict | str:
-    """The claimed notification, or why there is nothing to send: a result (dict) or a failure (str)."""
+    """The claimed notification, or why there is nothing to send (a result); raises why it must fail."""
     claims = notifications_claim([notification_id], claimed_by)
     if notification_id not in claims:
         raise PermanentJobError(f"notification {notification_id} does not exist (deleted?)")
-    return claims[notification_id]
+    outcome = claims[notification_id]
+    if isinstance(outcome, str):
+        raise PermanentJobError(outcome)
+    return outcome
 
 
 def notifications_claim(notification_ids: list[int], claimed_by: str) -> dict[int, Notification | dict | str]:

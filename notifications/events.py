@@ -275,17 +275,11 @@ def event_sequence_next(endpoint_id: int, sequence_key: str) -> Notification | N
 
 def event_sequence_after(notification_id: int) -> None:
     """Once a notification is final, start the next event of its sequence (if it is a resource event)."""
-    row = (
-        Notification.objects.filter(pk=notification_id, sequence_key__isnull=False)
-        .values_list("webhook_endpoint_id", "sequence_key", "status")
-        .first()
-    )
-    if row is not None and row[2] in Notification.FINAL_STATUSES:
-        event_sequence_next(row[0], row[1])
+    event_sequences_after([notification_id])
 
 
 def event_sequences_after(notification_ids: list[int]) -> None:
-    """`event_sequence_after` for many notifications, with one query to find the resource events among them."""
+    """`event_sequence_after` for many notifications, with one query to find the final resource events among them."""
     if not notification_ids:
         return
     final = (
