@@ -100,10 +100,11 @@ def _add_names_taken(errors: dict[str, list[str]], rows: list[tuple], seen: dict
 _FIELDS = [field for field in PeriodicJob._meta.concrete_fields if not field.primary_key]
 _COLUMNS = [field.attname for field in _FIELDS]
 # Where each column sits in a row (a list in _COLUMNS order).
-_NAME, _JOB_TYPE, _PAYLOAD, _FREQUENCY, _CRON, _TIMEZONE, _ENABLED, _OWNER, _CREATED, _UPDATED = (
+_NAME, _DESCRIPTION, _JOB_TYPE, _PAYLOAD, _FREQUENCY, _CRON, _TIMEZONE, _ENABLED, _OWNER, _CREATED, _UPDATED = (
     _COLUMNS.index(name)
     for name in (
         "name",
+        "description",
         "job_type",
         "payload",
         "frequency",
@@ -207,9 +208,6 @@ def _errors_of_each(rows: list[tuple]) -> tuple[dict[int, list[str]], list[str |
     name_ok = _surely_clean_text(name_field) or _never
     description_ok = _surely_clean_text(description_field) or _never
     payload_text = _surely_clean_json(payload_field) or _no_text
-    name_at, description_at, payload_at = (
-        _COLUMNS.index(f.attname) for f in (name_field, description_field, payload_field)
-    )
     shared: dict[tuple, _Shared] = {}
     found: dict[int, list[str]] = {}
     texts: list[str | None] = []
@@ -219,18 +217,18 @@ def _errors_of_each(rows: list[tuple]) -> tuple[dict[int, list[str]], list[str |
         group = shared.get(key)
         if group is None:
             group = shared[key] = _Shared(row)
-        text = payload_text(row[payload_at])
+        text = payload_text(row[_PAYLOAD])
         texts.append(text)
         if (
             group.clean_passed
             and text is not None
-            and name_ok(row[name_at])
-            and description_ok(row[description_at])
-            and group.schema_takes(row[payload_at])
+            and name_ok(row[_NAME])
+            and description_ok(row[_DESCRIPTION])
+            and group.schema_takes(row[_PAYLOAD])
         ):
             if not group.as_given:
                 restated[index] = tuple(
-                    row[i] if i in (name_at, description_at, payload_at) else v for i, v in enumerate(group.cleaned)
+                    row[i] if i in (_NAME, _DESCRIPTION, _PAYLOAD) else v for i, v in enumerate(group.cleaned)
                 )
             continue
         messages = _row_errors(group, row, per_row)
