@@ -300,6 +300,7 @@ class PeriodicJob(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="periodic_jobs",
+        db_index=False,  # the (owner, name) unique index leads with it
         help_text="The customer who manages it; empty for the system's and operators' jobs.",
     )
     builtin = models.BooleanField(default=False, editable=False, help_text="Part of the system: cannot be deleted.")
@@ -314,7 +315,11 @@ class PeriodicJob(models.Model):
             models.UniqueConstraint(
                 fields=["name"], condition=Q(owner__isnull=True), name="periodicjob_unique_system_name"
             ),
-            models.UniqueConstraint(fields=["owner", "name"], name="periodicjob_unique_name_per_owner"),
+            # Partial, as the indexes below: no index holds an entry for a NULL nobody looks
+            # up, so a bulk insert of system jobs writes three index entries a row, not five.
+            models.UniqueConstraint(
+                fields=["owner", "name"], condition=Q(owner__isnull=False), name="periodicjob_unique_name_per_owner"
+            ),
         ]
         indexes = [models.Index(fields=["job_type"])]
 
@@ -364,11 +369,12 @@ class Schedule(models.Model):
     """One recurring timing with its bookkeeping: a subscription's run of its tier's config, or
     a periodic job's. rq-scheduler holds one entry per enabled row; both kinds fire alike."""
 
+    # Their lookups (cascades included) use the indexes in Meta, which lead with them.
     subscription = models.ForeignKey(
-        Subscription, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules"
+        Subscription, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules", db_index=False
     )
     config = models.ForeignKey(
-        SchedulerConfig, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules"
+        SchedulerConfig, null=True, blank=True, on_delete=models.CASCADE, related_name="schedules", db_index=False
     )
     periodic_job = models.OneToOneField(
         PeriodicJob, null=True, blank=True, on_delete=models.CASCADE, related_name="schedule"
@@ -382,14 +388,23 @@ class Schedule(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True)
     run_count = models.PositiveIntegerField(default=0)
     last_status = models.CharField(max_length=16, blank=True, choices=JobRun.Status.choices)
-    last_run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_run = models.ForeignKey(
+        JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["next_run_at"]
         constraints = [
-            models.UniqueConstraint(fields=["subscription", "config"], name="schedule_one_per_subscription_and_config"),
+            # The indexes hold tier rows only (or, for last_run, rows that have run): a periodic
+            # job's row has no subscription or config, a new row no last run, and an index entry
+            # for a NULL nobody looks up is a write for nothing (five of a new periodic row's seven).
+            models.UniqueConstraint(
+                fields=["subscription", "config"],
+                condition=Q(subscription__isnull=False),
+                name="schedule_one_per_subscription_and_config",
+            ),
             # A tier schedule (subscription and config) or a periodic job's, never a mix.
             models.CheckConstraint(
                 condition=Q(subscription__isnull=False, config__isnull=False, periodic_job__isnull=True)
@@ -397,7 +412,12 @@ class Schedule(models.Model):
                 name="schedule_tier_or_periodic",
             ),
         ]
-        indexes = [models.Index(fields=["config", "enabled"])]
+        indexes = [
+            models.Index(
+                fields=["config", "enabled"], condition=Q(config__isnull=False), name="schedule_config_enabled"
+            ),
+            models.Index(fields=["last_run"], condition=Q(last_run__isnull=False), name="schedule_last_run"),
+        ]
 
     def __str__(self) -> str:
         whose = f"periodic job {self.periodic_job}" if self.is_periodic else f"subscription {self.subscription_id}"

@@ -23,7 +23,7 @@ from django.db.models import CharField, Field, JSONField
 from django.utils import timezone
 
 from jobs import operators
-from jobs.bulk import bulk_insert_values
+from jobs.bulk import bulk_insert_values, statistics_catch_up
 from jobs.cron import cron_normalise
 from jobs.errors import JobError, PayloadInvalid
 from jobs.models import JobRun, PeriodicJob, Schedule, SchedulingSwitch
@@ -74,6 +74,7 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
         with transaction.atomic():
             # The payloads as the JSON text made when they were checked: serialised once.
             ids = bulk_insert_values(PeriodicJob, _COLUMNS, rows, json_texts={"payload": payload_texts})
+            statistics_catch_up(PeriodicJob, len(ids))  # before the schedule rows' checks use its plan
             for start in range(0, len(rows), _CHUNK):
                 periodic_schedules_create(
                     (pk, row[_JOB_TYPE], row[_FREQUENCY], row[_CRON], row[_TIMEZONE], row[_ENABLED])
