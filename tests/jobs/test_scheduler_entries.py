@@ -1,6 +1,7 @@
 """The scheduler notices entries Redis lost, rebuilds them, and says so in the log and on the dashboard."""
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -66,3 +67,17 @@ def test_a_whole_set_is_not_rebuilt_again_and_again(scheduler, redis_conn, monke
 def test_the_dashboard_says_nothing_when_nothing_was_rebuilt(scheduler, admin_client):
     page = admin_client.get(reverse("admin:jobs_dashboard")).content.decode()
     assert "kj-entries-rebuilt" not in page
+
+
+@pytest.mark.parametrize("count", [1, 500, 501, 5_001])
+def test_every_entry_written_is_whole_and_scored_across_the_scripts_batches(redis_conn, count):
+    # The write script scores entries 500 at a time within batches of 5,000: none may be lost
+    # at a boundary, and an existing entry is moved, not doubled.
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    entries.entries_write({pk: start + timedelta(seconds=pk) for pk in range(1, count + 1)}, connection=redis_conn)
+    entries.entries_write({1: start - timedelta(days=1)}, connection=redis_conn)
+
+    state = entries.entries_state(list(range(1, count + 1)), connection=redis_conn)
+    assert entries.entry_count(connection=redis_conn) == count
+    assert state[1] == (start - timedelta(days=1)).timestamp()
+    assert all(state[pk] == (start + timedelta(seconds=pk)).timestamp() for pk in range(2, count + 1))
