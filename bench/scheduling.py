@@ -127,7 +127,7 @@ def _vacuum() -> None:
     if database.vendor != "postgresql":
         return
     with database.cursor() as cursor:
-        for table in ("jobs_schedule", "jobs_jobrun", "jobs_jobevent", "kordant_subscription"):
+        for table in ("jobs_schedule", "jobs_periodicjob", "jobs_jobrun", "jobs_jobevent", "kordant_subscription"):
             cursor.execute(f"VACUUM ANALYZE {table}")
 
 
