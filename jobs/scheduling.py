@@ -23,7 +23,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from jobs import dispatch, entries, hooks
-from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows
+from jobs.bulk import bulk_insert_new, bulk_insert_values, bulk_update_rows, statistics_catch_up
 from jobs.cron import due_tick, next_run_after, spread_cron
 from jobs.errors import NextRunUnknown, NotSchedulable, PayloadInvalid, UnknownJobType
 from jobs.models import (
@@ -660,6 +660,7 @@ def schedules_fire(schedule_ids: Iterable[int], *, now: datetime | None = None) 
 
     with transaction.atomic():
         made = bulk_insert_new(JobRun, runs)
+        statistics_catch_up(JobRun, len(made))  # before the events' and schedules' checks use its plan
         runs = [run for run in runs if run["id"] in made]
         report.duplicate = len(due) - len(broken) - len(runs)
         _record_tick_events(runs, now)

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import dispatch, hooks, hotpath, limits, transitions
-from jobs.bulk import bulk_insert, bulk_insert_values
+from jobs.bulk import bulk_insert, bulk_insert_values, statistics_catch_up
 from jobs.errors import InvalidTransition, PayloadInvalid
 from jobs.models import JobEvent, JobRun
 from jobs.registry import QUEUES, registry
@@ -101,6 +101,7 @@ def enqueue_many(requests: list[EnqueueRequest]) -> list[JobRun]:
         raise ValueError("enqueue_many does not take dedupe or supersede keys; use enqueue() for those")
     with transaction.atomic():
         bulk_insert(JobRun, runs)
+        statistics_catch_up(JobRun, len(runs))  # before the events' foreign-key checks use its plan
         _record_events(runs, Status.PENDING, "enqueued")
         transaction.on_commit(lambda: dispatch_runs(runs))
     return runs

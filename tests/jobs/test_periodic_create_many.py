@@ -6,14 +6,19 @@ Django's own checks. These tests hold it to `PeriodicJob(**fields).full_clean()`
 the same rows refused, with the same messages, in the same order, and the same rows stored.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from jobs.models import PeriodicJob, Schedule
+from jobs.models import JobRun, PeriodicJob, Schedule
 from jobs.periodic import periodic_jobs_create_many
+from jobs.scheduling import schedules_fire
+from tests.postgres import analyze, foreign_keys_checked_at_once, rows_read_by_scans
 
 pytestmark = pytest.mark.django_db
 
@@ -202,13 +207,6 @@ def test_payloads_are_stored_as_given():
     assert [PeriodicJob.objects.get(pk=pk).payload for pk in ids] == payloads
 
 
-def _tuples_read_by_scans(table: str) -> int:
-    """Rows this transaction has read from `table` by sequential scans (PostgreSQL's own count)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's cached foreign-key check plans")
 def test_a_large_import_into_a_small_table_is_checked_by_index_not_by_scanning_it_per_row():
     # A process that created a few periodic jobs while the table held a handful of rows has
@@ -216,18 +214,39 @@ def test_a_large_import_into_a_small_table_is_checked_by_index_not_by_scanning_i
     # for one page). Used for an import's 2,000 checks, it read the growing table 2,000
     # times over: quadratic, minutes for 100,000 jobs in the benchmark.
     table = PeriodicJob._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {table}")  # a few rows, as statistics say after a quiet day
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # each check at its insert, not at commit
+    analyze(table)  # a few rows, as statistics say after a quiet day
+    foreign_keys_checked_at_once()
     for i in range(8):
         periodic_jobs_create_many(
             [{"name": f"early {i}", "job_type": "jobs.ping", "payload": PING, "frequency": "hourly"}]
         )
-    before = _tuples_read_by_scans(table)
+    before = rows_read_by_scans(table)
     jobs = [
         {"name": f"imported {i}", "job_type": "jobs.ping", "payload": PING, "frequency": "hourly"} for i in range(2000)
     ]
 
     periodic_jobs_create_many(jobs)
 
-    assert _tuples_read_by_scans(table) - before < len(jobs)
+    # A scan or two of the whole table at most, not one per row (millions of rows read before).
+    assert rows_read_by_scans(table) - before < 3 * len(jobs)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's cached foreign-key check plans")
+def test_a_pass_firing_many_into_a_small_runs_table_is_checked_by_index_not_by_scanning_it_per_run():
+    periodic_jobs_create_many(
+        [{"name": f"job {i}", "job_type": "jobs.ping", "payload": PING, "frequency": "hourly"} for i in range(2008)]
+    )
+    schedules = list(Schedule.objects.filter(periodic_job__builtin=False).order_by("pk").values_list("pk", flat=True))
+    Schedule.objects.filter(pk__in=schedules).update(next_run_at=timezone.now() - timedelta(minutes=1))
+    table = JobRun._meta.db_table
+    analyze(table)
+    foreign_keys_checked_at_once()
+    for pk in schedules[:8]:  # a quiet start: passes of one tick each
+        schedules_fire([pk])
+    before = rows_read_by_scans(table)
+
+    report = schedules_fire(schedules[8:])
+
+    assert report.queued == 2000
+    # A scan or two of the whole table at most, not one per run.
+    assert rows_read_by_scans(table) - before < 3 * 2000

@@ -16,6 +16,7 @@ from jobs.dispatch import DELAYED_KEY, RUNNER
 from jobs.errors import InvalidTransition, PayloadInvalid, UnknownJobType
 from jobs.models import JobEvent, JobRun
 from jobs.services import job_run_cancel, job_run_mark_running, job_run_retry, job_runs_prune, job_runs_recover
+from tests.postgres import analyze, foreign_keys_checked_at_once, rows_read_by_scans
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -312,3 +313,22 @@ def test_running_run_whose_live_worker_moved_on_is_recovered(redis_conn):
         assert job_runs_recover().lost == [str(run.pk)]
     run.refresh_from_db()
     assert run.status == "retrying" and "without a recorded outcome" in run.error
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's cached foreign-key check plans")
+def test_a_fan_out_into_a_small_runs_table_is_checked_by_index_not_by_scanning_it_per_event():
+    # As for periodic jobs: a process that enqueued a few runs while the table held a handful
+    # caches a plan that scans it to check each event's run; a fan-out of 2,000 then read the
+    # growing table once per event.
+    table = JobRun._meta.db_table
+    analyze(table)
+    foreign_keys_checked_at_once()
+    for i in range(8):
+        enqueue_many([EnqueueRequest("jobs.ping", {"message": f"early {i}"})])
+    before = rows_read_by_scans(table)
+    requests = [EnqueueRequest("jobs.ping", {"message": str(i)}) for i in range(2000)]
+
+    enqueue_many(requests)
+
+    # A scan or two of the whole table at most, not one per row (millions of rows read before).
+    assert rows_read_by_scans(table) - before < 3 * len(requests)
