@@ -60,3 +60,39 @@ def test_uniqueness_is_what_it_was_for_the_rows_the_partial_indexes_hold():
     for taken_by in (owner, None):
         with pytest.raises(IntegrityError), transaction.atomic():
             PeriodicJob.objects.create(name="weekly", job_type="jobs.ping", cron_expression="0 9 * * 1", owner=taken_by)
+
+
+@pytest.mark.django_db(transaction=True)  # SQLite rebuilds a table only outside a transaction
+def test_the_migration_keeps_a_lived_in_schedule_table_and_its_rules():
+    from django.db.migrations.executor import MigrationExecutor
+
+    from jobs.periodic import periodic_job_create
+    from jobs.scheduling import schedule_sync_for_subscription
+    from jobs.services import enqueue
+
+    config = SchedulerConfig.objects.create(tier="plus", job_type="jobs.ping", frequency="daily")
+    subscription = SubscriptionFactory(tier="plus")
+    schedule_sync_for_subscription(subscription.pk)
+    owner = UserFactory()
+    periodic_job_create(name="mine", job_type="jobs.ping", payload={"message": "x"}, frequency="hourly", owner=owner)
+    run = enqueue("jobs.ping", {"message": "x"})
+    Schedule.objects.filter(subscription=subscription).update(last_run=run)
+    columns = ("pk", "subscription_id", "config_id", "periodic_job_id", "last_run_id")
+    rows = sorted(Schedule.objects.values_list(*columns))
+
+    before = [("jobs", "0006_builtin_periodic_jobs")]
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert (
+        sorted(Schedule.objects.values_list("pk", "subscription_id", "config_id", "periodic_job_id", "last_run_id"))
+        == rows
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Schedule.objects.create(subscription=subscription, config=config, cron_expression="0 9 * * *")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PeriodicJob.objects.create(name="mine", job_type="jobs.ping", cron_expression="0 9 * * 1", owner=owner)
