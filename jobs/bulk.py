@@ -248,7 +248,7 @@ def statistics_catch_up(model: type[models.Model], added: int) -> None:
     analyzing it is doing the same, and waiting for its lock could deadlock with its inserts.
     """
     connection = connections[router.db_for_write(model)]
-    if connection.vendor != "postgresql":
+    if not added or connection.vendor != "postgresql":
         return
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
