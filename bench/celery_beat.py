@@ -46,7 +46,7 @@ def _ours(connection, n: int) -> float:
     due = now - timedelta(seconds=5)
     jobs = PeriodicJob.objects.bulk_create(
         [
-            PeriodicJob(name=f"bench-{i}", job_type="bench.periodic_noop", payload={}, cron_expression="* * * * *")
+            PeriodicJob(name=f"beat-{i}", job_type="bench.periodic_noop", payload={}, cron_expression="* * * * *")
             for i in range(n)
         ],
         batch_size=5000,

@@ -74,7 +74,7 @@ def _populate() -> int:
         bulk_insert_values(Schedule, columns, rows[start : start + 20_000], returning=False)
     jobs = PeriodicJob.objects.bulk_create(
         [
-            PeriodicJob(name=f"bench-{i}", job_type="jobs.prune", cron_expression=PERIODIC_CRONS[i % 6])
+            PeriodicJob(name=f"forecast-{i}", job_type="jobs.prune", cron_expression=PERIODIC_CRONS[i % 6])
             for i in range(PERIODIC)
         ]
     )
