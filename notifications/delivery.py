@@ -31,7 +31,7 @@ from typing import NamedTuple
 import httpx
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -124,12 +124,9 @@ def notifications_claim(notification_ids: list[int], claimed_by: str) -> dict[in
     behind each other instead of deadlocking; each of them then sees what the other did.
     """
     now = timezone.now()
+    # On SQLite, where select_for_update does nothing, the transaction holds the write lock from
+    # its start (BEGIN IMMEDIATE, kordant/settings.py): a second claimer waits, then reads.
     with transaction.atomic():
-        if connection.vendor == "sqlite":
-            # select_for_update does nothing on SQLite, and a transaction that reads, then writes
-            # after another connection committed, fails with "database is locked". Writing first
-            # takes SQLite's write lock (waiting for it) before anything is read.
-            Notification.objects.filter(pk__in=notification_ids).update(updated_at=now)
         notifications = list(
             Notification.objects.select_for_update(of=("self",))
             .select_related("recipient", "webhook_endpoint")

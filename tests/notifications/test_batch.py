@@ -22,8 +22,9 @@ from jobs.errors import PayloadInvalid
 from jobs.models import JobRun
 from jobs.services import delayed_runs_push_due, job_run_cancel, job_runs_recover
 from notifications import kinds
+from notifications.delivery import notifications_claim
 from notifications.models import Notification, NotificationPreference, WebhookDelivery, WebhookEndpoint
-from notifications.services import BATCH_JOB, SEND_JOB, notifications_reconcile, notify_many
+from notifications.services import BATCH_JOB, SEND_JOB, notifications_reconcile, notify, notify_many
 from tests.factories import UserFactory
 from tests.notifications import serve_in_turn
 from tests.notifications.test_delivery import PHONE, json_response, twilio_answer, user_reachable_by
@@ -567,3 +568,18 @@ def test_a_fan_out_end_to_end_through_a_real_burst_worker(worker_process, httpse
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
     assert set(runs_of(BATCH_JOB).values_list("status", flat=True)) == {"completed"}
     assert WebhookDelivery.objects.filter(succeeded=True).count() == 15
+
+
+def test_a_claim_leaves_the_rows_it_does_not_claim_as_they_were():
+    # On either database: a notification already sent is reported as handled, untouched.
+    user = user_reachable_by("email", "someone@example.com")
+    (sent,) = notify(user, kinds.REMINDER, {"message": "done"}, channels=["email"])
+    (waiting,) = notify(user, kinds.REMINDER, {"message": "next"}, channels=["email"])
+    long_ago = timezone.now() - timedelta(days=1)
+    Notification.objects.filter(pk=sent.pk).update(status=Notification.Status.SENT, updated_at=long_ago)
+
+    claims = notifications_claim([sent.pk, waiting.pk], "run-1:1")
+
+    assert not isinstance(claims[sent.pk], Notification)
+    assert isinstance(claims[waiting.pk], Notification)
+    assert Notification.objects.get(pk=sent.pk).updated_at == long_ago
