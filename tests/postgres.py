@@ -5,6 +5,9 @@ from django.db import connection
 
 def rows_read_by_scans(table: str) -> int:
     """Rows this transaction has read from `table` by sequential scans (pg_stat_xact_user_tables)."""
+    # Outside a transaction each statement is its own, and the count is whatever the backend
+    # has not yet reported: a comparison of two readings would mean nothing.
+    assert connection.in_atomic_block, "count rows read inside one transaction"
     with connection.cursor() as cursor:
         cursor.execute("SELECT seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = %s", [table])
         return cursor.fetchone()[0]
