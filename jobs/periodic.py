@@ -91,11 +91,22 @@ def periodic_jobs_create_many(jobs: list[dict]) -> list[int]:
 
 
 def _add_names_taken(errors: dict[str, list[str]], rows: list[tuple], seen: dict[int | None, set[str]]) -> None:
-    # Only a name that could be stored can be taken (None, say, is refused by full_clean).
-    taken = _names_taken({(owner, name) for owner, names in seen.items() for name in names if isinstance(name, str)})
+    # Only a name that could be stored can be taken: None is refused by full_clean, and a lone
+    # surrogate ("\ud800") by the database driver, which cannot even send it in a query.
+    taken = _names_taken({(owner, name) for owner, names in seen.items() for name in names if _storable(name)})
     for index, row in enumerate(rows):
         if (row[_OWNER], row[_NAME]) in taken:
             errors.setdefault(f"jobs[{index}]", []).append(f"name: a periodic job named {row[_NAME]!r} exists already.")
+
+
+def _storable(name) -> bool:
+    if not isinstance(name, str):
+        return False
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _FIELDS = [field for field in PeriodicJob._meta.concrete_fields if not field.primary_key]
